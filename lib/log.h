@@ -2,7 +2,7 @@
  * Logging on stderr in GitLab Runner's levels and formats.
  *
  * Formats: "text" (logrus text: time="..." level=info msg="..." key=value),
- * "json" (one object a line: level, msg, time, then the fields), and
+ * "json" (one object a line, keys sorted as logrus sorts them), and
  * "runner" (the default: a human line, "Message   key=value", coloured when
  * stderr is a terminal).  Secrets registered with log_add_secret() are
  * replaced by "[MASKED]" wherever they appear in a message or a field, as a
@@ -12,6 +12,51 @@
 #define FL_LOG_H
 
 #include <stddef.h>
+
+struct timespec;
+
+/*
+ * The exact output, as GitLab Runner's logrus formatters write it:
+ *
+ *   runner  "<PREFIX><message padded to 50 - len(PREFIX)> " then " key=value"
+ *           per field, keys sorted.  PREFIX is "WARNING: ", "ERROR: ",
+ *           "FATAL: " or "PANIC: " (none at info and debug).  ANSI colours
+ *           as the runner's, only when the output fd is a terminal.
+ *           Values are not quoted; control characters (but tab), invalid
+ *           UTF-8 bytes and invisible code points are written as Go
+ *           escapes (\n, \x1b, \u202e) so a line stays one line.
+ *   text    time="<RFC 3339>" level=<name> msg="..." then key=value, keys
+ *           sorted; a value is quoted as Go's %q when it is empty or has
+ *           a byte outside [A-Za-z0-9-._/@^+]; an empty message is left out.
+ *   json    {"<key>":"<value>",...} with every key (fields, "level",
+ *           "msg", "time") sorted byte-wise; Go's encoding/json escaping
+ *           (\" \\ \n \r \t, \u00XX, <>& as \u003c.., \u2028/9) and
+ *           each invalid UTF-8 byte as \ufffd.  Field values are strings.
+ *
+ * In text and json a field named "time", "level" or "msg" is written as
+ * "fields.<name>" (logrus's rule).  Duplicate field keys: the last wins.
+ * Times are RFC 3339 with nanoseconds, trailing zeros trimmed (Go's
+ * RFC3339Nano), local offset or "Z" for UTC.  The level names written are
+ * those of log_level_name(): warnings say "warning".
+ *
+ * When the configured level is debug, every line also carries the
+ * caller's function as a field func=... (a caller's own field "func" then
+ * becomes "fields.func"); at info and above it does not.
+ *
+ * A line (newline included) never exceeds LOG_LINE_MAX bytes: the longest
+ * values (message included) are cut first, at a character boundary, and
+ * end in "...[truncated]".
+ *
+ * Thread-safe: settings and secrets are behind one mutex and each line
+ * goes out in one write(2) under it, so lines of several threads never
+ * interleave.  Not async-signal-safe (it allocates and locks): not for
+ * signal handlers, nor for a child between fork() and exec().
+ *
+ * LOG_PANIC lines are only written (prefix "PANIC: "); nothing aborts.
+ */
+#define LOG_LINE_MAX 65536
+/* Shorter secrets are ignored: masking "ab" would mask half the log. */
+#define LOG_SECRET_MIN 4
 
 enum log_level {
 	LOG_PANIC = 0,
@@ -33,7 +78,11 @@ struct log_field {
 	const char *value;
 };
 
-/* Parse "debug", "info", "warn"/"warning", ...; 0 or FL_ERR_INVAL. */
+/*
+ * Parse "debug", "info", "warn"/"warning", ...; 0 or FL_ERR_INVAL.
+ * Case-insensitive as logrus.ParseLevel; "trace" (which logrus has and we
+ * do not) is taken as debug.  log_level_name(LOG_WARN) is "warning".
+ */
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level lvl);
 /* Parse "runner", "text", "json"; 0 or FL_ERR_INVAL. */
@@ -43,17 +92,42 @@ const char *log_format_name(enum log_format fmt);
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
 void log_set_format(enum log_format fmt);
-/* Send output to fd instead of stderr (tests). */
+/* Send output to fd instead of stderr (tests).  The caller keeps the fd;
+ * whether it is a terminal (colours) is asked again after each call. */
 void log_set_fd(int fd);
+/*
+ * Test hook: take the time of each line from now() instead of
+ * clock_gettime(CLOCK_REALTIME).  NULL restores the real clock.  now() is
+ * called with the log lock held: it must not log.
+ */
+void log_set_clock(void (*now)(struct timespec *ts));
 
-/* Never print s: any occurrence in later log lines becomes [MASKED]. */
+/*
+ * Never print s: any occurrence in later log lines (message and field
+ * values, not keys) becomes [MASKED]; overlapping or adjacent occurrences
+ * become one [MASKED].  A copy is kept; NULL, duplicates and strings
+ * shorter than LOG_SECRET_MIN are ignored.
+ */
 void log_add_secret(const char *s);
+/* Forget every secret, wiping the copies (explicit_bzero) first. */
 void log_clear_secrets(void);
+/*
+ * Wipe and free everything the module holds (at exit, so leak checkers
+ * see nothing).  Logging still works afterwards, without secrets.
+ */
+void log_release(void);
 
 /*
  * GitLab Runner's short form of a token for logs: known prefixes such as
  * "glrt-" dropped and at most 8 characters kept.  Writes into out (size
  * at least 9) and returns it.
+ *
+ * Prefixes, stripped in this order as helpers.ShortenToken does: "glrt-"
+ * with an optional partition "t1_".."t3_" (or the partition alone) or
+ * "glrtr-"; then "glcbt-"; then "GR" and 7 hex digits ("GR1348941").
+ * What is left is cut to 8 characters; a shorter rest is kept whole
+ * (so a token of 8 characters or less, once stripped, is returned as
+ * is).  NULL gives "".  Upstream now keeps 9 characters; 8 is our limit.
  */
 char *log_short_token(const char *token, char out[static 9]);
 
@@ -71,7 +145,10 @@ void log_emit(enum log_level lvl, const char *func,
 #define log_infof(f, n, ...) log_emit(LOG_INFO, __func__, f, n, __VA_ARGS__)
 #define log_warnf(f, n, ...) log_emit(LOG_WARN, __func__, f, n, __VA_ARGS__)
 #define log_errorf(f, n, ...) log_emit(LOG_ERROR, __func__, f, n, __VA_ARGS__)
-/* Logs at fatal level and exits 1: start-up errors and broken invariants. */
+/*
+ * Logs at fatal level and exits 1: start-up errors and broken invariants.
+ * Secrets are wiped (log_release) before exit(3).
+ */
 void log_fatal_exit(const char *func, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
 #define log_fatal(...) log_fatal_exit(__func__, __VA_ARGS__)
