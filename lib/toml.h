@@ -14,6 +14,22 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/*
+ * How deep the tree may be: the root is level 0, its values level 1, ...
+ * Deeper input (nested arrays, inline tables, long dotted keys or headers)
+ * is rejected, so that no recursion over a tree can exhaust the stack.
+ */
+#define TOML_MAX_DEPTH	128
+
+/*
+ * Notes on the parser's output: lines count LF (CRLF is one newline);
+ * columns count bytes from the start of the line, so a tab or a UTF-8
+ * sequence advances by its byte length.  Multi-line strings have CRLF
+ * normalised to LF.  Tables are made only by toml_parse(), which keeps a
+ * private hash index beside each; toml_get() on a table built by hand
+ * (flags 0) scans it linearly.  Input over INT_MAX bytes is refused.
+ */
+
 enum toml_type {
 	TOML_STRING,
 	TOML_INTEGER,
@@ -110,5 +126,15 @@ void toml_write_string(FILE *fp, const char *s, size_t len);
 void toml_write_key(FILE *fp, const char *key, size_t len);
 void toml_write_datetime(FILE *fp, enum toml_type type,
     const struct toml_datetime *dt);
+/*
+ * A float that reads back as the same double (shortest of %.15g..%.17g,
+ * always with a '.' or an exponent; inf, -inf, nan, -nan).
+ */
+void toml_write_float(FILE *fp, double d);
+/*
+ * Any value in TOML's one-line forms: arrays as [a, b], tables as inline
+ * tables { k = v }.  Parsing "x = " plus the output gives the value back.
+ */
+void toml_write_value(FILE *fp, const struct toml_value *v);
 
 #endif
