@@ -57,6 +57,23 @@ LIBFL := $(BUILD)/lib/libflotilla.a
 LIBMGR := $(BUILD)/lib/libmanager.a
 BINS := $(BUILD)/bin/flotilla
 
+# Plugins: each plugin-NAME/ folder with C files is one program,
+# build/bin/fleeting-plugin-NAME (plugin-gcp is fleeting-plugin-googlecompute,
+# the official plugin's name), linked with libflotilla.a (the plugin SDK).
+PLUGIN_DIRS := $(patsubst %/,%,$(dir $(wildcard plugin-*/*.c)))
+PLUGIN_DIRS := $(sort $(PLUGIN_DIRS))
+plugin_bin = $(BUILD)/bin/fleeting-plugin-$(if $(filter plugin-gcp,$(1)),googlecompute,$(1:plugin-%=%))
+define plugin_rule
+$(call plugin_bin,$(1)): $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c)) $$(LIBFL)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach d,$(PLUGIN_DIRS),$(eval $(call plugin_rule,$(d))))
+BINS += $(foreach d,$(PLUGIN_DIRS),$(call plugin_bin,$(d)))
+
+# The protobuf schemas (generated C joins libflotilla.a).
+include proto/proto.mk
+
 .PHONY: all deps check asan fuzz bench demo clean banned test unit-asan
 .DEFAULT_GOAL := all
 
@@ -103,9 +120,9 @@ $(BUILD)/tests/toml-decoder: $(BUILD)/obj/tests/toml-decoder.o $(LIBFL)
 # directly so the normal build needs no clang.
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-D_GNU_SOURCE -Ilib -Imanager -I$(BUILD)/gen $(PKG_CFLAGS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(MGR_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(MGR_SRC) $(PROTO_C) | $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(MGR_SRC) $(PKG_LIBS) -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(MGR_SRC) $(PROTO_C) $(PKG_LIBS) -lm
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
@@ -139,5 +156,4 @@ demo:
 clean:
 	rm -rf build
 
--include proto/proto.mk
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
