@@ -3,7 +3,9 @@
  *
  * The manager's operators already read, grep and ship GitLab Runner's
  * logs, so flotilla writes the same three shapes: logrus's TextFormatter
- * and JSONFormatter, and the runner's own "runner" formatter.  Everything a
+ * and JSONFormatter, and the runner's own "runner" formatter.  Plugins
+ * write a fourth, hclog's JSON, which is what go-plugin hosts (and our
+ * manager) parse on a plugin's stderr.  Everything a
  * line needs is built in memory and handed to one write(2) under a mutex,
  * so lines from the event loop and from gRPC threads never interleave.
  * Registered secrets are masked on the raw strings before any escaping,
@@ -49,6 +51,7 @@ static int log_color = -1;	/* -1: not yet asked isatty() */
 static void (*log_clock)(struct timespec *ts);
 static char **log_secrets;
 static size_t log_nsecrets;
+static char *log_module;	/* hclog's @module; NULL for none */
 
 static const char *const level_names[] = {
 	[LOG_PANIC] = "panic",
@@ -63,7 +66,25 @@ static const char *const format_names[] = {
 	[LOG_FORMAT_RUNNER] = "runner",
 	[LOG_FORMAT_TEXT] = "text",
 	[LOG_FORMAT_JSON] = "json",
+	[LOG_FORMAT_HCLOG] = "hclog",
 };
+
+/* hclog's level names (it has no fatal or panic). */
+static const char *const hclog_level_names[] = {
+	[LOG_PANIC] = "error",
+	[LOG_FATAL] = "error",
+	[LOG_ERROR] = "error",
+	[LOG_WARN] = "warn",
+	[LOG_INFO] = "info",
+	[LOG_DEBUG] = "debug",
+};
+
+/* Both JSON formats escape and assemble alike. */
+static int
+is_json(enum log_format f)
+{
+	return f == LOG_FORMAT_JSON || f == LOG_FORMAT_HCLOG;
+}
 
 int
 log_level_parse(const char *s, enum log_level *out)
@@ -105,7 +126,8 @@ log_format_parse(const char *s, enum log_format *out)
 
 	if (s == NULL)
 		return FL_ERR_INVAL;
-	for (i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++) {
+	/* hclog is the plugins' format, not one a person chooses. */
+	for (i = 0; i <= LOG_FORMAT_JSON; i++) {
 		if (strcmp(s, format_names[i]) == 0) {
 			*out = (enum log_format)i;
 			return 0;
@@ -117,7 +139,7 @@ log_format_parse(const char *s, enum log_format *out)
 const char *
 log_format_name(enum log_format fmt)
 {
-	if ((unsigned)fmt > LOG_FORMAT_JSON)
+	if ((unsigned)fmt > LOG_FORMAT_HCLOG)
 		return "unknown";
 	return format_names[fmt];
 }
@@ -139,10 +161,21 @@ log_get_level(void)
 void
 log_set_format(enum log_format fmt)
 {
-	if ((unsigned)fmt > LOG_FORMAT_JSON)
+	if ((unsigned)fmt > LOG_FORMAT_HCLOG)
 		fmt = LOG_FORMAT_RUNNER;
 	pthread_mutex_lock(&log_lock);
 	log_format = fmt;
+	pthread_mutex_unlock(&log_lock);
+}
+
+void
+log_set_module(const char *name)
+{
+	char *copy = name != NULL && name[0] != '\0' ? xstrdup(name) : NULL;
+
+	pthread_mutex_lock(&log_lock);
+	free(log_module);
+	log_module = copy;
 	pthread_mutex_unlock(&log_lock);
 }
 
@@ -200,6 +233,7 @@ void
 log_release(void)
 {
 	log_clear_secrets();
+	log_set_module(NULL);
 }
 
 /*
@@ -384,7 +418,7 @@ esc_unit(enum log_format f, const char *s, size_t n, char *out, size_t *used)
 	int r;
 
 	*used = len;
-	if (f == LOG_FORMAT_JSON) {
+	if (is_json(f)) {
 		if (c == UINT32_MAX)
 			return (size_t)snprintf(out, 11, "\\ufffd");
 		switch (c) {
@@ -468,7 +502,7 @@ esc_value(struct sbuf *sb, enum log_format f, const char *s, size_t n,
     size_t limit)
 {
 	int cut = limit != SIZE_MAX;
-	int quote = f == LOG_FORMAT_JSON ||
+	int quote = is_json(f) ||
 	    (f == LOG_FORMAT_TEXT && (cut || text_needs_quote(s, n)));
 	size_t start = sb->len, room, used, len, i;
 	char unit[11];
@@ -501,7 +535,7 @@ esc_key(struct sbuf *sb, enum log_format f, const char *key)
 	char unit[11];
 
 	for (i = 0; i < n; i += used) {
-		len = esc_unit(f == LOG_FORMAT_JSON ? f : LOG_FORMAT_RUNNER,
+		len = esc_unit(is_json(f) ? f : LOG_FORMAT_RUNNER,
 		    key + i, n - i, unit, &used);
 		sbuf_add(sb, unit, len);
 	}
@@ -531,6 +565,42 @@ format_time(char *buf, size_t size, const struct timespec *ts)
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, frac, zone) >= (int)size)
 		buf[size - 1] = '\0';
+}
+
+/* hclog's "2006-01-02T15:04:05.000000Z07:00": always six digits. */
+static void
+format_time_hclog(char *buf, size_t size, const struct timespec *ts)
+{
+	struct tm tm;
+	char zone[32] = "Z";
+	long off;
+
+	if (localtime_r(&ts->tv_sec, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	off = tm.tm_gmtoff / 60;
+	if (off != 0)
+		(void)snprintf(zone, sizeof(zone), "%c%02ld:%02ld",
+		    off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+	if (snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld%s",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (ts->tv_nsec % 1000000000L) / 1000,
+	    zone) >= (int)size)
+		buf[size - 1] = '\0';
+}
+
+/* Is key one of the fixed keys of format f (then a field is renamed)? */
+static int
+fixed_key(enum log_format f, const char *key)
+{
+	if (f == LOG_FORMAT_HCLOG)
+		return strcmp(key, "@level") == 0 ||
+		    strcmp(key, "@message") == 0 ||
+		    strcmp(key, "@module") == 0 ||
+		    strcmp(key, "@timestamp") == 0;
+	if (f == LOG_FORMAT_RUNNER)
+		return 0;
+	return strcmp(key, "time") == 0 || strcmp(key, "level") == 0 ||
+	    strcmp(key, "msg") == 0;
 }
 
 /*
@@ -645,23 +715,23 @@ assemble(struct sbuf *out, const struct line *ln)
 			sbuf_add(out, ln->ents[i].esc.buf, ln->ents[i].esc.len);
 		}
 	} else {
-		if (ln->fmt == LOG_FORMAT_JSON)
+		if (is_json(ln->fmt))
 			sbuf_addch(out, '{');
 		for (i = 0; i < ln->nents; i++) {
 			const struct entry *e = &ln->ents[i];
 
 			if (i > 0)
-				sbuf_addch(out, ln->fmt == LOG_FORMAT_JSON ?
+				sbuf_addch(out, is_json(ln->fmt) ?
 				    ',' : ' ');
-			if (ln->fmt == LOG_FORMAT_JSON)
+			if (is_json(ln->fmt))
 				sbuf_addch(out, '"');
 			if (e->prefixed)
 				sbuf_adds(out, "fields.");
 			esc_key(out, ln->fmt, e->key);
-			sbuf_adds(out, ln->fmt == LOG_FORMAT_JSON ? "\":" : "=");
+			sbuf_adds(out, is_json(ln->fmt) ? "\":" : "=");
 			sbuf_add(out, e->esc.buf, e->esc.len);
 		}
-		if (ln->fmt == LOG_FORMAT_JSON)
+		if (is_json(ln->fmt))
 			sbuf_addch(out, '}');
 	}
 	sbuf_addch(out, '\n');
@@ -813,7 +883,7 @@ log_vemit(enum log_level lvl, const char *func, const struct log_field *fields,
 	ln.fmt = log_format;
 	ln.lvl = lvl;
 	ln.color = log_color;
-	ents = xcalloc(nfields + 4, sizeof(*ents));
+	ents = xcalloc(nfields + 5, sizeof(*ents));
 
 	/* The message, masked; the unmasked text is wiped at once. */
 	memset(&msgent, 0, sizeof(msgent));
@@ -825,6 +895,33 @@ log_vemit(enum log_level lvl, const char *func, const struct log_field *fields,
 	msgent.val = sbuf_detach(&masked, &msgent.vlen);
 	if (ln.fmt == LOG_FORMAT_RUNNER) {
 		ln.msg = &msgent;
+	} else if (ln.fmt == LOG_FORMAT_HCLOG) {
+		format_time_hclog(tbuf, sizeof(tbuf), &ts);
+		ents[n].key = "@timestamp";
+		ents[n].val = tbuf;
+		ents[n].order = n;
+		n++;
+		ents[n].key = "@level";
+		ents[n].val = hclog_level_names[(unsigned)lvl <= LOG_DEBUG ?
+		    lvl : LOG_ERROR];
+		ents[n].order = n;
+		n++;
+		if (log_module != NULL) {
+			/* Valid while the lock is held, i.e. until written. */
+			ents[n].key = "@module";
+			ents[n].val = log_module;
+			ents[n].order = n;
+			n++;
+		}
+		ents[n] = msgent;
+		ents[n].key = "@message";
+		ents[n].order = n;
+		n++;
+		msgent.owned = 0;	/* ents[] frees it now */
+		for (i = 0; i < n; i++) {
+			if (!ents[i].owned)
+				ents[i].vlen = strlen(ents[i].val);
+		}
 	} else {
 		format_time(tbuf, sizeof(tbuf), &ts);
 		ents[n].key = "time";
@@ -864,8 +961,7 @@ log_vemit(enum log_level lvl, const char *func, const struct log_field *fields,
 		e->key = key;
 		e->order = n;
 		e->prefixed = (debug && strcmp(key, "func") == 0) ||
-		    (ln.fmt != LOG_FORMAT_RUNNER && (strcmp(key, "time") == 0 ||
-		    strcmp(key, "level") == 0 || strcmp(key, "msg") == 0));
+		    fixed_key(ln.fmt, key);
 		sbuf_init(&masked);
 		if (val != NULL)
 			mask_into(&masked, val, strlen(val));

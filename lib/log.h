@@ -32,6 +32,18 @@ struct timespec;
  *           "msg", "time") sorted byte-wise; Go's encoding/json escaping
  *           (\" \\ \n \r \t, \u00XX, <>& as \u003c.., \u2028/9) and
  *           each invalid UTF-8 byte as \ufffd.  Field values are strings.
+ *   hclog   HashiCorp hclog's JSON, which plugins write on stderr for the
+ *           manager (go-plugin parses it): {"@level":"info","@message":
+ *           "...","@module":"NAME","@timestamp":"<time>",...fields} with
+ *           every key sorted byte-wise and json's escaping.  Levels are
+ *           hclog's names: "debug", "info", "warn", "error" (fatal and
+ *           panic are written as "error").  The time has exactly six
+ *           fractional digits (hclog's "2006-01-02T15:04:05.000000Z07:00").
+ *           "@module" is log_set_module()'s name, left out when none is
+ *           set.  Fields named "@level", "@message", "@module" or
+ *           "@timestamp" are written as "fields.<name>"; at debug level
+ *           the caller's function is the field "func" as in the others.
+ *           Not accepted by log_format_parse (not a manager format).
  *
  * In text and json a field named "time", "level" or "msg" is written as
  * "fields.<name>" (logrus's rule).  Duplicate field keys: the last wins.
@@ -70,7 +82,8 @@ enum log_level {
 enum log_format {
 	LOG_FORMAT_RUNNER = 0,
 	LOG_FORMAT_TEXT,
-	LOG_FORMAT_JSON
+	LOG_FORMAT_JSON,
+	LOG_FORMAT_HCLOG	/* plugins: see above */
 };
 
 struct log_field {
@@ -85,13 +98,18 @@ struct log_field {
  */
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level lvl);
-/* Parse "runner", "text", "json"; 0 or FL_ERR_INVAL. */
+/* Parse "runner", "text", "json" (not "hclog"); 0 or FL_ERR_INVAL. */
 int log_format_parse(const char *s, enum log_format *out);
 const char *log_format_name(enum log_format fmt);
 
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
 void log_set_format(enum log_format fmt);
+/*
+ * The hclog format's "@module" (a plugin's name); a copy is kept.  NULL or
+ * "" leaves the key out.  Other formats ignore it.
+ */
+void log_set_module(const char *name);
 /* Send output to fd instead of stderr (tests).  The caller keeps the fd;
  * whether it is a terminal (colours) is asked again after each call. */
 void log_set_fd(int fd);

@@ -8,7 +8,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libcmocka-dev libjansson-dev libevent-dev libinih-dev libcurl4-openssl-dev
 libssh2-1-dev libssl-dev libxml2-dev libarchive-dev
 libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
-tzdata python3 ca-certificates
+tzdata python3 python3-grpcio python3-grpc-tools ca-certificates
 docker.io openssh-server openssh-client busybox-static git iproute2 procps
 curl"
 

@@ -1,6 +1,7 @@
 /*
- * Unit tests for lib/log.c: the exact bytes of each format (with a fixed
- * clock and time zone), escaping, masking of secrets, level filtering,
+ * Unit tests for lib/log.c: the exact bytes of each format (the plugins'
+ * hclog JSON included) with a fixed clock and time zone, escaping,
+ * masking of secrets, level filtering,
  * line truncation, short tokens, colours on a terminal, log_fatal's exit,
  * and whole lines when two threads log at once.  Output is captured
  * through log_set_fd() on an unlinked temporary file opened O_APPEND.
@@ -339,6 +340,77 @@ test_json_format(void **state)
 	    "\"time\":\"2026-11-28T02:21:58Z\","
 	    "\"toobig\":\"\\ufffd\\ufffd\\ufffd\\ufffd\","
 	    "\"valid\":\"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}\n");
+}
+
+/* The plugins' hclog JSON: @-keys, hclog level names, six-digit times. */
+static void
+test_hclog_format(void **state)
+{
+	enum log_format f;
+
+	(void)state;
+	assert_int_equal(log_format_parse("hclog", &f), FL_ERR_INVAL);
+	assert_string_equal(log_format_name(LOG_FORMAT_HCLOG), "hclog");
+	log_set_format(LOG_FORMAT_HCLOG);
+	clock_nsec = 123456789;
+	log_infof(start_fields, 2, "plugin \"x\" <ready>");
+	expect_out("{\"@level\":\"info\",\"@message\":\"plugin \\\"x\\\" "
+	    "\\u003cready\\u003e\",\"@timestamp\":"
+	    "\"2026-11-28T02:21:58.123456Z\",\"builds\":\"0\","
+	    "\"max_builds\":\"10\"}\n");
+
+	log_set_module("fleeting-plugin-local");
+	clock_nsec = 0;
+	log_warn("w");
+	expect_out("{\"@level\":\"warn\",\"@message\":\"w\","
+	    "\"@module\":\"fleeting-plugin-local\","
+	    "\"@timestamp\":\"2026-11-28T02:21:58.000000Z\"}\n");
+	log_error("e");
+	expect_out("{\"@level\":\"error\",\"@message\":\"e\","
+	    "\"@module\":\"fleeting-plugin-local\","
+	    "\"@timestamp\":\"2026-11-28T02:21:58.000000Z\"}\n");
+	log_emit(LOG_FATAL, NULL, NULL, 0, "f");
+	expect_out("{\"@level\":\"error\",\"@message\":\"f\","
+	    "\"@module\":\"fleeting-plugin-local\","
+	    "\"@timestamp\":\"2026-11-28T02:21:58.000000Z\"}\n");
+
+	/* Fields named like the fixed keys; "msg" is an ordinary field here. */
+	{
+		const struct log_field fl[] = {
+			{ "@message", "fake" },
+			{ "msg", "plain" },
+			{ "id", "local-1" },
+		};
+
+		log_infof(fl, 3, "m");
+	}
+	expect_out("{\"@level\":\"info\",\"@message\":\"m\","
+	    "\"@module\":\"fleeting-plugin-local\","
+	    "\"@timestamp\":\"2026-11-28T02:21:58.000000Z\","
+	    "\"fields.@message\":\"fake\",\"id\":\"local-1\","
+	    "\"msg\":\"plain\"}\n");
+
+	/* Debug: hclog's level name and the caller as "func". */
+	log_set_level(LOG_DEBUG);
+	log_debug("d");
+	expect_out("{\"@level\":\"debug\",\"@message\":\"d\","
+	    "\"@module\":\"fleeting-plugin-local\","
+	    "\"@timestamp\":\"2026-11-28T02:21:58.000000Z\","
+	    "\"func\":\"test_hclog_format\"}\n");
+	log_set_level(LOG_INFO);
+
+	/* A local offset; secrets masked as everywhere. */
+	set_tz("XYZ-05:30");
+	log_add_secret("s3cr3t-value");
+	log_set_module(NULL);
+	log_info("key s3cr3t-value");
+	expect_out("{\"@level\":\"info\",\"@message\":\"key [MASKED]\","
+	    "\"@timestamp\":\"2026-11-28T07:51:58.000000+05:30\"}\n");
+	set_tz("UTC");
+	log_set_module("");
+	log_info("x");
+	expect_out("{\"@level\":\"info\",\"@message\":\"x\","
+	    "\"@timestamp\":\"2026-11-28T02:21:58.000000Z\"}\n");
 }
 
 static void
@@ -835,6 +907,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_text_format, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_json_format, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hclog_format, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_func_at_debug, setup,
