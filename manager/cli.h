@@ -27,6 +27,7 @@ struct cli_command {
 extern const struct cli_command cmd_check_config;
 extern const struct cli_command cmd_list;
 extern const struct cli_command cmd_simulate;
+extern const struct cli_command cmd_plugin_test;
 
 /* Run a command (resets getopt for it). */
 int cli_run(const struct cli_command *cmd, struct cli_globals *g, int argc,

@@ -15,6 +15,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_check_config,
 	&cmd_list,
 	&cmd_simulate,
+	&cmd_plugin_test,
 	NULL
 };
 
