@@ -4,6 +4,7 @@
  * The commands themselves live in cmd_*.c files; this file only dispatches.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,8 @@ main(int argc, char **argv)
 	const char *name;
 	int c;
 
+	/* A peer that hangs up must be an error on that socket, not death. */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&g, 0, sizeof(g));
 	/* '+': stop at the command name; the command parses the rest. */
 	while ((c = getopt_long(argc, argv, "+c:l:hv", opts, NULL)) != -1) {
