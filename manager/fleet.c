@@ -20,6 +20,13 @@
  *
  * Stopping: scaler_shutdown() and passes as usual until the scaler says
  * shutdown_done, then plugin_host_stop(), then the owner's callback.
+ *
+ * State storage: each pass ends with a digest of the instance table
+ * (order-independent: a sum of one FNV-1a hash per instance over id,
+ * state, use count and whether it has jobs); when it differs from the
+ * last saved one a save is scheduled on save_timer, at once or when
+ * FLEET_SAVE_INTERVAL_NS has passed since the last save.  The save
+ * itself reads the table as it is then, so changes coalesce.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +40,7 @@
 #include "err.h"
 #include "fleet.h"
 #include "log.h"
+#include "state_store.h"
 #include "xmalloc.h"
 
 #define FLEET_MIN_SLEEP_NS	(INT64_C(100) * 1000000)
@@ -118,6 +126,13 @@ struct fleet {
 	int stop_delete, shutdown_pending;
 	fleet_stop_fn stop_cb;
 	void *stop_arg;
+
+	char *config_path;		/* hooks.config_path, copied */
+	struct state_store *store;	/* NULL: no state storage */
+	struct event *save_timer;
+	uint64_t saved_digest;
+	int saved_valid;		/* saved_digest is what is on disk */
+	int64_t last_save;		/* fleet_now() of the last save */
 };
 
 int64_t
@@ -1036,6 +1051,166 @@ arm(struct fleet *f, int64_t now, int64_t wakeup)
 	evtimer_add(f->timer, &tv);
 }
 
+/* ------------------------------------------------------- state storage */
+
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+/* What of the table is stored, as one number (see the top). */
+static uint64_t
+table_digest(const struct scaler *s)
+{
+	size_t n = scaler_instance_count(s);
+	uint64_t sum = n;
+
+	for (size_t i = 0; i < n; i++) {
+		struct scaler_instance_info ii;
+		uint64_t h = UINT64_C(0xcbf29ce484222325);
+		int v[2];
+
+		if (scaler_instance_at(s, i, &ii) != 0)
+			continue;
+		h = fnv(h, ii.id, strlen(ii.id) + 1);
+		v[0] = (int)ii.state;
+		v[1] = ii.acquired > 0;
+		h = fnv(h, v, sizeof(v));
+		h = fnv(h, &ii.use_count, sizeof(ii.use_count));
+		h = fnv(h, &ii.created_at, sizeof(ii.created_at));
+		sum += h;
+	}
+	return sum;
+}
+
+/* Save the whole table now (connect details from the cache). */
+static void
+store_save(struct fleet *f)
+{
+	size_t n = scaler_instance_count(f->s), k = 0;
+	struct state_record *recs;
+	uint64_t d = table_digest(f->s);
+	int rc;
+
+	if (f->store == NULL)
+		return;
+	recs = xcalloc(n + 1, sizeof(*recs));
+	for (size_t i = 0; i < n; i++) {
+		struct scaler_instance_info ii;
+		struct cicache *c;
+
+		if (scaler_instance_at(f->s, i, &ii) != 0)
+			continue;
+		state_store_record_from_instance(&recs[k], &ii);
+		c = cache_find(f, ii.id);
+		if (c != NULL)
+			state_store_record_set_connect(&recs[k], c->ci);
+		k++;
+	}
+	rc = state_store_save(f->store, recs, k);
+	state_store_records_free(recs, k);
+	f->last_save = fleet_now();
+	if (rc != 0) {
+		struct log_field fl[] = { { "path", state_store_path(f->store) },
+			{ "error", err_str(rc) } };
+
+		f->saved_valid = 0;
+		log_errorf(fl, 2, "saving the state storage failed");
+		return;
+	}
+	f->saved_digest = d;
+	f->saved_valid = 1;
+	log_debug("state storage saved: %zu instances", k);
+}
+
+static void
+save_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	store_save(arg);
+}
+
+/* After a pass: schedule a save when the table changed since the last. */
+static void
+store_note(struct fleet *f, int64_t now)
+{
+	int64_t d;
+	struct timeval tv;
+
+	if (f->store == NULL || evtimer_pending(f->save_timer, NULL))
+		return;
+	if (f->saved_valid && table_digest(f->s) == f->saved_digest)
+		return;
+	d = f->last_save + FLEET_SAVE_INTERVAL_NS - now;
+	if (d < 0)
+		d = 0;
+	tv.tv_sec = d / NS;
+	tv.tv_usec = (d % NS) / 1000;
+	evtimer_add(f->save_timer, &tv);
+}
+
+/* Open, load and restore (fleet_start()); failures are logged only. */
+static void
+store_open(struct fleet *f)
+{
+	const struct config_state_storage *ss = &f->as->state_storage;
+	struct state_record *recs = NULL;
+	struct scaler_restored *r;
+	char err[512];
+	char *dir;
+	size_t n = 0;
+	int rc;
+
+	dir = state_store_dir(ss, f->config_path);
+	f->store = state_store_open(dir, f->rc->token, err, sizeof(err));
+	if (f->store == NULL) {
+		struct log_field fl[] = { { "dir", dir }, { "error", err } };
+
+		log_errorf(fl, 2, "state storage unusable; running without it "
+		    "(instances found at the next start are removed)");
+		free(dir);
+		return;
+	}
+	free(dir);
+	f->save_timer = evtimer_new(f->base, save_fire, f);
+	if (f->save_timer == NULL) {
+		log_error("evtimer_new failed; running without state storage");
+		state_store_free(f->store);
+		f->store = NULL;
+		return;
+	}
+	rc = state_store_load(f->store, &recs, &n, err, sizeof(err));
+	if (rc != 0) {
+		struct log_field fl[] = { { "path", state_store_path(f->store) },
+			{ "error", err } };
+
+		log_errorf(fl, 2,
+		    "state storage not loaded; starting from an empty set");
+		return;
+	}
+	r = state_store_restored(recs, n);
+	if (n > 0 && scaler_restore(f->s, fleet_now(), r, n) != 0)
+		log_warn("state storage: duplicate instance ids skipped");
+	free(r);
+	state_store_records_free(recs, n);
+	/* What is on disk is what was loaded: no save until a change. */
+	f->saved_digest = table_digest(f->s);
+	f->saved_valid = 1;
+	{
+		struct log_field fl[] = { { "path", state_store_path(f->store) } };
+
+		log_infof(fl, 1, "state storage loaded: %zu instances", n);
+	}
+}
+
 static void
 pass(evutil_socket_t fd, short what, void *arg)
 {
@@ -1057,6 +1232,7 @@ pass(evutil_socket_t fd, short what, void *arg)
 		if (plugin_host_stop(f->host, plugin_stopped, f) != 0)
 			log_warn("plugin already stopping");
 	}
+	store_note(f, now);
 	if (f->hooks.on_change != NULL)
 		f->hooks.on_change(f->hooks.arg, f);
 	f->in_pass = 0;
@@ -1094,8 +1270,12 @@ fleet_new(struct event_base *base, const struct config_runner *rc,
 	f->rc = rc;
 	f->as = as;
 	f->plugin_path = path;
-	if (hooks != NULL)
+	if (hooks != NULL) {
 		f->hooks = *hooks;
+		if (hooks->config_path != NULL)
+			f->config_path = xstrdup(hooks->config_path);
+	}
+	f->hooks.config_path = NULL;
 	log_short_token(rc->token, f->runner_short);
 	scaler_actions_init(&f->act);
 	f->s = scaler_new(as, err, errlen);
@@ -1146,6 +1326,8 @@ fleet_start(struct fleet *f, char *err, size_t errlen)
 		snprintf(err, errlen, "fleet already started");
 		return FL_ERR_INVAL;
 	}
+	if (f->as->state_storage.enabled && f->store == NULL)
+		store_open(f);
 	rc = plugin_host_start(f->host, err, errlen);
 	if (rc != 0)
 		return rc;
@@ -1164,6 +1346,10 @@ plugin_stopped(void *arg, struct plugin_host *h,
 	(void)r;
 	f->phase = FLEET_STOPPED;
 	evtimer_del(f->timer);
+	if (f->store != NULL) {
+		evtimer_del(f->save_timer);
+		store_save(f);		/* the final set */
+	}
 	if (f->stop_cb != NULL)
 		f->stop_cb(f->stop_arg, f);
 }
@@ -1219,6 +1405,10 @@ fleet_free(struct fleet *f)
 	plugin_host_free(f->host);
 	if (f->timer != NULL)
 		event_free(f->timer);
+	if (f->save_timer != NULL)
+		event_free(f->save_timer);
+	state_store_free(f->store);
+	free(f->config_path);
 	while (f->rchecks != NULL) {
 		struct rcheck *r = f->rchecks;
 

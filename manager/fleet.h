@@ -24,9 +24,23 @@
  * Update's) has been fed, so the instances it did create are taken as
  * its answer, not as pre-existing ones to remove.
  *
- * Persistence is the owner's: the on_change hook says when the scaler's
- * table may have changed; fleet_scaler() gives it to read, and to
- * scaler_restore() into before fleet_start().
+ * State storage ([runners.autoscaler.state_storage], state_store.h).
+ * When enabled, fleet_start() opens the store in state_store_dir(ss,
+ * hooks->config_path), loads it and scaler_restore()s the records before
+ * the plugin starts, so the instances the plugin still lists are adopted
+ * (use count kept) instead of removed as pre-existing.  After a pass
+ * where the table changed (a cheap digest of ids, states, use counts and
+ * jobs), the whole set is saved, at most once per FLEET_SAVE_INTERVAL_NS
+ * (an evtimer), with the ConnectInfo from the fleet's cache where it has
+ * one; and once more when the fleet has stopped, before the stop
+ * callback.  Failures never stop the fleet: a store that cannot be
+ * opened is logged (error) and the fleet runs WITHOUT storage (after a
+ * restart its instances are then removed as pre-existing, the safe
+ * default); an unreadable or corrupt file is logged and the fleet starts
+ * from an empty set; a failed save is logged and retried at the next
+ * change.  The owner's on_change hook is still called after every pass;
+ * it may also persist on its own, or scaler_restore() before
+ * fleet_start() (an id restored twice is skipped by the scaler).
  */
 #ifndef FL_FLEET_H
 #define FL_FLEET_H
@@ -40,6 +54,9 @@
 
 struct event_base;
 struct fleet;
+
+/* State storage: at most one save in this period (the last one wins). */
+#define FLEET_SAVE_INTERVAL_NS	(INT64_C(1) * 1000000000)
 
 /* The instance_ready_command's deadline (connecting included). */
 #define FLEET_READY_TIMEOUT_NS	(INT64_C(300) * 1000000000)
@@ -96,6 +113,9 @@ struct fleet_hooks {
 	/* The plugin host gave up (FAILED): no more plugin calls. */
 	void (*on_plugin_failed)(void *arg, struct fleet *f,
 	    const char *reason);
+	/* Not a hook: the config file's path (copied), for the default
+	 * state_storage dir (<its directory>/.taskscaler); NULL: ".". */
+	const char *config_path;
 };
 
 /*

@@ -23,7 +23,13 @@
  *                       and the on_cancelled hook): "cancelled ID ms T"
  *   idle N              policies replaced: the first one with idle_count N
  *                       (fleet_set_policies): "idle N"
+ *   show                one line per known instance:
+ *                       "instance ID use N state S"
+ *   wait-id-gone ID SECS until instance ID is known (the first Update)
+ *                       and then not known any more: "gone ID ms T"
  *   stop [delete]       fleet_stop; "stopped ms T"
+ *
+ * The fleet gets CONFIG as its config_path (state_storage's default dir).
  *
  * Exit 0 when every command did what it should, 1 with
  * "fleet_probe: error: ..." otherwise (the fleet is then stopped with
@@ -142,6 +148,8 @@ is_gone(void)
 	return scaler_instance(fleet_scaler(fleet), held_inst, &in) ==
 	    FL_ERR_NOTFOUND;
 }
+
+static int is_known(void) { return !is_gone(); }
 
 static void
 acq_cb(void *arg, enum fleet_acq_event ev, scaler_key key,
@@ -264,6 +272,7 @@ main(int argc, char **argv)
 	base = event_base_new();
 	hooks.on_cancelled = hook_cancelled;
 	hooks.on_lost = hook_lost;
+	hooks.config_path = argv[ai - 1];
 	fleet = fleet_new(base, &cfg->runners[0], &hooks, err, sizeof(err));
 	if (fleet == NULL)
 		die("fleet_new: %s", err);
@@ -316,6 +325,28 @@ main(int argc, char **argv)
 		} else if (strcmp(c, "wait-gone") == 0) {
 			if (loop_until(is_gone, num(ARG()) * 1000) != 0)
 				die("wait-gone: %s still known", held_inst);
+			printf("gone %s ms %" PRId64 "\n", held_inst,
+			    now_ms() - t0);
+		} else if (strcmp(c, "show") == 0) {
+			struct scaler *s = fleet_scaler(fleet);
+
+			for (size_t i = 0; i < scaler_instance_count(s); i++) {
+				struct scaler_instance_info in;
+
+				if (scaler_instance_at(s, i, &in) == 0)
+					printf("instance %s use %" PRId64
+					    " state %d\n", in.id, in.use_count,
+					    (int)in.state);
+			}
+		} else if (strcmp(c, "wait-id-gone") == 0) {
+			int64_t end;
+
+			snprintf(held_inst, sizeof(held_inst), "%s", ARG());
+			end = now_ms() + num(ARG()) * 1000;
+			if (loop_until(is_known, end - now_ms()) != 0)
+				die("wait-id-gone: %s never known", held_inst);
+			if (loop_until(is_gone, end - now_ms()) != 0)
+				die("wait-id-gone: %s still known", held_inst);
 			printf("gone %s ms %" PRId64 "\n", held_inst,
 			    now_ms() - t0);
 		} else if (strcmp(c, "kill-sshd") == 0) {
