@@ -139,9 +139,10 @@ fuzz: $(FUZZ_BIN)
 asan:
 	$(MAKE) BUILD=build/asan SAN=address,undefined all
 
+JOBS ?= 2
 check: deps
-	$(MAKE) all
-	$(MAKE) asan
+	$(MAKE) -j$(JOBS) all
+	$(MAKE) -j$(JOBS) asan
 	sh tests/run.sh --build $(BUILD) --asan build/asan
 
 test: all
