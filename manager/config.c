@@ -1338,59 +1338,6 @@ config_reservation_throttling(const struct config_autoscaler *as)
 static void dump_table_body(FILE *fp, const char *path,
     const struct toml_table *t);
 
-static void
-dump_toml_value(FILE *fp, const struct toml_value *v)
-{
-	switch (v->type) {
-	case TOML_STRING:
-		toml_write_string(fp, v->u.str.ptr, v->u.str.len);
-		break;
-	case TOML_INTEGER:
-		fprintf(fp, "%" PRId64, v->u.integer);
-		break;
-	case TOML_FLOAT:
-		if (isnan(v->u.flt))
-			fputs("nan", fp);
-		else if (isinf(v->u.flt))
-			fputs(v->u.flt < 0 ? "-inf" : "inf", fp);
-		else
-			fprintf(fp, "%.17g%s", v->u.flt,
-			    v->u.flt == floor(v->u.flt) &&
-			    fabs(v->u.flt) < 1e17 ? ".0" : "");
-		break;
-	case TOML_BOOL:
-		fputs(v->u.boolean ? "true" : "false", fp);
-		break;
-	case TOML_DATETIME:
-	case TOML_DATETIME_LOCAL:
-	case TOML_DATE_LOCAL:
-	case TOML_TIME_LOCAL:
-		toml_write_datetime(fp, v->type, &v->u.dt);
-		break;
-	case TOML_ARRAY:
-		fputc('[', fp);
-		for (size_t i = 0; i < v->u.arr.len; i++) {
-			if (i > 0)
-				fputs(", ", fp);
-			dump_toml_value(fp, v->u.arr.items[i]);
-		}
-		fputc(']', fp);
-		break;
-	case TOML_TABLE:
-		fputc('{', fp);
-		for (size_t i = 0; i < v->u.table->len; i++) {
-			const struct toml_kv *kv = &v->u.table->kvs[i];
-
-			fputs(i > 0 ? ", " : " ", fp);
-			toml_write_key(fp, kv->key, kv->keylen);
-			fputs(" = ", fp);
-			dump_toml_value(fp, kv->val);
-		}
-		fputs(v->u.table->len ? " }" : "}", fp);
-		break;
-	}
-}
-
 /* A free table: its values, then its sub-tables under [path.key]. */
 static void
 dump_table_body(FILE *fp, const char *path, const struct toml_table *t)
@@ -1402,7 +1349,7 @@ dump_table_body(FILE *fp, const char *path, const struct toml_table *t)
 			continue;
 		toml_write_key(fp, kv->key, kv->keylen);
 		fputs(" = ", fp);
-		dump_toml_value(fp, kv->val);
+		toml_write_value(fp, kv->val);
 		fputc('\n', fp);
 	}
 	for (size_t i = 0; i < t->len; i++) {
@@ -1456,23 +1403,6 @@ is_subtable(const struct key *k)
 }
 
 static void
-dump_double(FILE *fp, double d)
-{
-	char buf[64];
-
-	snprintf(buf, sizeof(buf), "%.17g", d);
-	/* Shortest text that reads back the same, always with a '.' or 'e'. */
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, d);
-		if (strtod(buf, NULL) == d)
-			break;
-	}
-	fputs(buf, fp);
-	if (strpbrk(buf, ".eEin") == NULL)
-		fputs(".0", fp);
-}
-
-static void
 dump_key(FILE *fp, const struct key *k, const void *field, int show)
 {
 	switch (k->type) {
@@ -1510,7 +1440,7 @@ dump_key(FILE *fp, const struct key *k, const void *field, int show)
 	}
 	case K_FLOAT:
 		fprintf(fp, "%s = ", k->name);
-		dump_double(fp, *(const double *)field);
+		toml_write_float(fp, *(const double *)field);
 		break;
 	case K_DUR: {
 		char d[DURATION_STRLEN];
@@ -1533,7 +1463,7 @@ dump_key(FILE *fp, const struct key *k, const void *field, int show)
 		for (size_t i = 0; i < dl->n; i++) {
 			if (i > 0)
 				fputs(", ", fp);
-			dump_double(fp, dl->v[i]);
+			toml_write_float(fp, dl->v[i]);
 		}
 		fputc(']', fp);
 		break;
