@@ -216,6 +216,24 @@ out:
 }
 
 void
+log_remove_secret(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&log_lock);
+	for (i = 0; i < log_nsecrets; i++) {
+		if (strcmp(log_secrets[i], s) == 0) {
+			freezero_str(log_secrets[i]);
+			log_secrets[i] = log_secrets[--log_nsecrets];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+void
 log_clear_secrets(void)
 {
 	size_t i;

@@ -128,6 +128,8 @@ void log_set_clock(void (*now)(struct timespec *ts));
  */
 void log_add_secret(const char *s);
 /* Forget every secret, wiping the copies (explicit_bzero) first. */
+/* Forget one secret (a job token once its job is over); wiped. */
+void log_remove_secret(const char *s);
 void log_clear_secrets(void);
 /*
  * Wipe and free everything the module holds (at exit, so leak checkers

@@ -92,6 +92,7 @@ static void
 really_free(struct gitlab_trace *t)
 {
 	event_free(t->timer);
+	log_remove_secret(t->token);	/* the job is over */
 	freezero_str(t->token);
 	free(t->final_reason);
 	if (t->buf.buf != NULL)

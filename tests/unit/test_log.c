@@ -564,6 +564,13 @@ test_secrets(void **state)
 	expect_out("time=\"2026-11-28T02:21:58Z\" level=info msg=\"[MASKED]\" "
 	    "pw=\"<[MASKED]>\"\n");
 
+	/* One secret forgotten, the others still masked. */
+	log_remove_secret("ef123456");
+	log_remove_secret("never-added");
+	log_info("ef123456 s3cr3t-token");
+	expect_out("time=\"2026-11-28T02:21:58Z\" level=info "
+	    "msg=\"ef123456 [MASKED]\"\n");
+
 	log_clear_secrets();
 	log_info("s3cr3t-token");
 	expect_out("time=\"2026-11-28T02:21:58Z\" level=info "
