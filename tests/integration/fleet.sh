@@ -11,38 +11,8 @@
 set -u
 . "${TOP:?TOP must be the repository root}/tests/lib/common.sh"
 
-PROBE=${FLEET_PROBE:-$BUILD/tests/fleet_probe}
-PLUGIN=${PLUGIN_BIN:-$BUILD/bin/fleeting-plugin-local}
-echo "1..14"
-
-TMP=$(mktemp -d /tmp/fleet.XXXXXX)
-LOG=$LOGDIR/fleet
-mkdir -p "$LOG"
-cleanup() {
-	trap - EXIT INT TERM HUP
-	# Whatever is left: the probes (their config is under $TMP) and the
-	# sshds (their sshd_config is under $TMP/state*); the plugin dies
-	# with its probe (PDEATHSIG).
-	for p in $(tl_pids_under "$TMP"); do
-		kill -KILL "$p" 2>/dev/null
-	done
-	cp "$TMP"/*.log "$TMP"/*.out "$LOG"/ 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; }
-check() { if [ "$1" -eq 0 ]; then ok "$2"; else nok "$2"; fi; }
-
-for b in "$PROBE" "$PLUGIN"; do
-	if [ ! -x "$b" ]; then
-		echo "# $b missing: run make"
-		exit 1
-	fi
-done
+. "$TOP/tests/lib/fleet.sh"
+fleet_harness fleet 14
 
 # config NAME READY_COMMAND: a runner with capacity 1, max_use_count 1,
 # idle_count 2, idle_time 3s and short intervals.

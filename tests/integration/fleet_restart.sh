@@ -13,35 +13,8 @@
 set -u
 . "${TOP:?TOP must be the repository root}/tests/lib/common.sh"
 
-PROBE=${FLEET_PROBE:-$BUILD/tests/fleet_probe}
-PLUGIN=${PLUGIN_BIN:-$BUILD/bin/fleeting-plugin-local}
-echo "1..10"
-
-TMP=$(mktemp -d /tmp/fleetrs.XXXXXX)
-LOG=$LOGDIR/fleet_restart
-mkdir -p "$LOG"
-cleanup() {
-	trap - EXIT INT TERM HUP
-	for p in $(tl_pids_under "$TMP"); do
-		kill -KILL "$p" 2>/dev/null
-	done
-	cp "$TMP"/*.log "$TMP"/*.out "$LOG"/ 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; }
-check() { if [ "$1" -eq 0 ]; then ok "$2"; else nok "$2"; fi; }
-
-for b in "$PROBE" "$PLUGIN"; do
-	if [ ! -x "$b" ]; then
-		echo "# $b missing: run make"
-		exit 1
-	fi
-done
+. "$TOP/tests/lib/fleet.sh"
+fleet_harness fleet_restart 10
 
 # config NAME ENABLED [DIR]: capacity 1, no max_use_count, idle_count 1, a long
 # idle_time; the same plugin group and state_dir for every run.
