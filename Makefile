@@ -71,10 +71,33 @@ endef
 $(foreach d,$(PLUGIN_DIRS),$(eval $(call plugin_rule,$(d))))
 BINS += $(foreach d,$(PLUGIN_DIRS),$(call plugin_bin,$(d)))
 
+# The helper program that runs inside the helper container (helper/*.c),
+# and its image: a docker-save tar assembled from the build machine's own
+# Debian packages (no registry, no Docker engine needed to build it).
+HELPER_SRC := $(wildcard helper/*.c)
+HELPER_LIB_SRC := $(filter-out helper/main.c,$(HELPER_SRC))
+LIBHELPER := $(if $(HELPER_LIB_SRC),$(BUILD)/lib/libhelper.a)
+HELPER_BIN := $(BUILD)/bin/flotilla-helper
+HELPER_TAR := $(BUILD)/helper/flotilla-helper-$(VERSION).tar
+ifneq ($(HELPER_SRC),)
+BINS += $(HELPER_BIN)
+endif
+$(HELPER_BIN): $(BUILD)/obj/helper/main.o $(LIBHELPER) $(LIBFL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/lib/libhelper.a: $(HELPER_LIB_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+helper-image: $(HELPER_TAR)
+$(HELPER_TAR): $(HELPER_BIN) helper/build-image.sh VERSION
+	@mkdir -p $(dir $@)
+	sh helper/build-image.sh $(HELPER_BIN) $@ $(VERSION)
+
 # The protobuf schemas (generated C joins libflotilla.a).
 include proto/proto.mk
 
-.PHONY: all deps check asan fuzz bench demo clean banned test unit-asan
+.PHONY: all deps check asan fuzz bench demo clean banned test unit-asan helper-image
 .DEFAULT_GOAL := all
 
 all: banned $(BINS) $(UNIT_BIN) $(TESTHELP_BIN) $(BUILD)/tests/toml-decoder
@@ -85,7 +108,7 @@ deps:
 # The functions git's banned.h bans, refused at build time.
 banned:
 	@if grep -nE '(^|[^_a-zA-Z0-9.>])(strcpy|strcat|sprintf|vsprintf|gets|strncpy|strncat|strtok|asctime|ctime|gmtime|localtime)[ ]*\(' \
-	    $$(find lib manager plugin-* tests bench -name '*.[ch]' 2>/dev/null); then \
+	    $$(find lib manager helper plugin-* tests bench -name '*.[ch]' 2>/dev/null); then \
 		echo "banned function used (see above)" >&2; exit 1; fi
 
 $(BUILD)/obj/%.o: %.c
@@ -104,7 +127,7 @@ $(BUILD)/bin/flotilla: $(BUILD)/obj/manager/main.o $(LIBMGR) $(LIBFL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIBMGR) $(LIBFL)
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIBMGR) $(LIBHELPER) $(LIBFL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
@@ -141,7 +164,7 @@ asan:
 
 JOBS ?= 2
 check: deps
-	$(MAKE) -j$(JOBS) all
+	$(MAKE) -j$(JOBS) all $(if $(HELPER_SRC),helper-image)
 	$(MAKE) -j$(JOBS) asan
 	sh tests/run.sh --build $(BUILD) --asan build/asan
 
