@@ -1638,3 +1638,16 @@ config_print_keys(FILE *fp)
 	    "MEANING");
 	print_keys(fp, &global_section);
 }
+
+int
+config_feature_flag(const struct config_runner *rc, const char *name, int def)
+{
+	const struct toml_value *v;
+
+	if (rc == NULL || rc->feature_flags == NULL)
+		return def;
+	v = toml_get(rc->feature_flags, name);
+	if (v == NULL || v->type != TOML_BOOL)
+		return def;
+	return v->u.boolean != 0;
+}

@@ -285,4 +285,8 @@ int config_reservation_throttling(const struct config_autoscaler *as);
 /* Print the key table (section, key, type, default, help) for docs. */
 void config_print_keys(FILE *fp);
 
+/* [runners.feature_flags] NAME as a bool, or def when not set. */
+int config_feature_flag(const struct config_runner *rc, const char *name,
+    int def);
+
 #endif

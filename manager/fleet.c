@@ -82,6 +82,14 @@ struct cireq {
 	int inflight;		/* plugin call out */
 };
 
+/* The host key first seen on an instance, required of every later
+ * connection to it (ready check and jobs alike) for the instance's life. */
+struct pin {
+	struct pin *next;
+	char *id;
+	char fp[CONN_FINGERPRINT_MAX];
+};
+
 struct cicache {
 	struct cicache *next;
 	struct plugin_connect_info *ci;
@@ -122,6 +130,7 @@ struct fleet {
 	struct hb *hbs;
 	struct cireq *cireqs;
 	struct cicache *cache;
+	struct pin *pins;		/* host keys seen, per instance */
 
 	int stop_delete, shutdown_pending;
 	fleet_stop_fn stop_cb;
@@ -507,17 +516,66 @@ rcheck_ran(void *arg, const struct conn_run_result *res)
 		why[strcspn(why, "\n")] = '\0';	/* first line of stderr */
 		rcheck_end(r, 0, why);
 	} else {
+		fleet_pin(r->f, r->id, conn_host_key_fingerprint(r->conn));
 		rcheck_end(r, 1, NULL);
 	}
 }
 
+static struct pin *
+pin_find(struct fleet *f, const char *id)
+{
+	for (struct pin *p = f->pins; p != NULL; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			return p;
+	return NULL;
+}
+
+/* Forget the pins of instances the scaler no longer knows. */
+static void
+pin_prune(struct fleet *f)
+{
+	struct scaler_instance_info v;
+
+	for (struct pin **pp = &f->pins; *pp != NULL;) {
+		struct pin *p = *pp;
+
+		if (scaler_instance(f->s, p->id, &v) != 0) {
+			*pp = p->next;
+			free(p->id);
+			free(p);
+		} else {
+			pp = &p->next;
+		}
+	}
+}
+
+void
+fleet_pin(struct fleet *f, const char *id, const char *fingerprint)
+{
+	struct pin *p;
+
+	if (fingerprint == NULL || *fingerprint == '\0' ||
+	    strlen(fingerprint) >= CONN_FINGERPRINT_MAX)
+		return;
+	pin_prune(f);
+	if ((p = pin_find(f, id)) == NULL) {
+		p = xcalloc(1, sizeof(*p));
+		p->id = xstrdup(id);
+		p->next = f->pins;
+		f->pins = p;
+	}
+	snprintf(p->fp, sizeof(p->fp), "%s", fingerprint);
+}
+
 /* Connect params from ConnectInfo and [runners.autoscaler.connector_config]. */
-static struct conn *
-rcheck_connect(struct fleet *f, const char *id,
-    const struct plugin_connect_info *ci, char *why, size_t whylen)
+struct conn *
+fleet_connect(struct fleet *f, const char *id,
+    const struct plugin_connect_info *ci, conn_state_cb cb, void *arg,
+    char *why, size_t whylen)
 {
 	const struct config_connector *cc = &f->as->connector_config;
 	struct conn_params p;
+	struct pin *pin;
 	struct conn *c;
 	int err = 0;
 
@@ -545,9 +603,11 @@ rcheck_connect(struct fleet *f, const char *id,
 	}
 	p.keepalive_ns = ci->keepalive_ns;
 	p.timeout_ns = ci->timeout_ns;
+	if ((pin = pin_find(f, id)) != NULL)
+		p.pinned_fingerprint = pin->fp;
 	if (p.cred.key_len == 0)
 		p.cred.key = NULL;
-	c = conn_new(f->base, &p, NULL, NULL, &err);
+	c = conn_new(f->base, &p, cb, arg, &err);
 	if (c == NULL)
 		snprintf(why, whylen, "cannot connect: %s", err_str(err));
 	return c;
@@ -558,7 +618,7 @@ rcheck_start_run(struct rcheck *r, const struct plugin_connect_info *ci)
 {
 	char why[256];
 
-	r->conn = rcheck_connect(r->f, r->id, ci, why, sizeof(why));
+	r->conn = fleet_connect(r->f, r->id, ci, NULL, NULL, why, sizeof(why));
 	if (r->conn == NULL) {
 		rcheck_end(r, 0, why);
 		return;
@@ -1440,6 +1500,13 @@ fleet_free(struct fleet *f)
 	}
 	while (f->acqs != NULL)
 		acq_remove(f, f->acqs);
+	while (f->pins != NULL) {
+		struct pin *p = f->pins;
+
+		f->pins = p->next;
+		free(p->id);
+		free(p);
+	}
 	strv_free(f->dec_inflight, f->ndec_inflight);
 	strv_free(f->dec_queued, f->ndec_queued);
 	scaler_actions_release(&f->act);

@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "connector.h"
 #include "plugin_host.h"
 #include "scaler.h"
 
@@ -167,6 +168,20 @@ int fleet_release(struct fleet *f, scaler_key key);
  */
 int fleet_connect_info(struct fleet *f, const char *instance_id,
     fleet_connect_info_fn cb, void *arg);
+
+/*
+ * A connection to instance id from its ConnectInfo and the runner's
+ * connector_config (static credentials, protocol_port, keepalive,
+ * timeout, use_external_addr).  The host key pinned for id by an earlier
+ * connection (fleet_pin()) is required.  NULL with why when the params
+ * are unusable.  cb as conn_new()'s (may be NULL).
+ */
+struct conn *fleet_connect(struct fleet *f, const char *id,
+    const struct plugin_connect_info *ci, conn_state_cb cb, void *arg,
+    char *why, size_t whylen);
+/* Record the host key a connection to id saw (the first one wins in
+ * practice: later connections are made with it pinned). */
+void fleet_pin(struct fleet *f, const char *id, const char *fingerprint);
 
 /* New policies (SIGHUP): scaler_set_policies(); 0 or FL_ERR_INVAL. */
 int fleet_set_policies(struct fleet *f, const struct config_policy *p,
