@@ -6,7 +6,7 @@
 #   make asan       the same tree built with ASan/UBSan, in build/asan
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench      benchmarks, printed as ratios against a baseline
-#   make demo       the end-to-end demo (arrives with the run loop)
+#   make demo       the end-to-end demo: a pipeline of ten jobs on a local fleet
 #
 # Sources are found by wildcard: a new lib/x.c joins libflotilla.a, a new
 # manager/x.c joins the manager, a new tests/unit/test_x.c becomes the unit
@@ -174,8 +174,9 @@ test: all
 bench: all
 	sh bench/run.sh --build $(BUILD)
 
-demo:
-	@echo "make demo arrives with the end-to-end run loop (see README.md)"; exit 1
+demo: deps
+	$(MAKE) -j$(JOBS) all helper-image
+	sh tests/demo/run.sh $(BUILD)
 
 clean:
 	rm -rf build
