@@ -31,6 +31,8 @@ update_1000|tests/bench_update -n 500 -i 1000|tests/rpc_bench -f -n 500 -i 1000|
 scaler_decide_10000|tests/scaler_bench||
 state_save_1000|tests/state_bench 1000 51||
 simulate_1m|sh ../bench/simulate_1m.sh||
+pickup_latency|sh ../bench/pickup.sh||
+rss_50_jobs|sh ../bench/rss.sh||
 '
 
 # median_ms LINE: the median of a result line, in milliseconds.

@@ -212,7 +212,8 @@ def started(args):
     ids = [int(x) for x in args[2:]]
     end = time.time() + timeout
     while time.time() < end:
-        if all("START" in trace_of_or_empty(base, j) for j in ids):
+        if all(re.search(r"START [0-9]", trace_of_or_empty(base, j))
+               for j in ids):
             return 0
         time.sleep(0.3)
     return 1
