@@ -28,6 +28,9 @@ extern const struct cli_command cmd_check_config;
 extern const struct cli_command cmd_list;
 extern const struct cli_command cmd_simulate;
 extern const struct cli_command cmd_plugin_test;
+extern const struct cli_command cmd_register;
+extern const struct cli_command cmd_verify;
+extern const struct cli_command cmd_unregister;
 
 /* Run a command (resets getopt for it). */
 int cli_run(const struct cli_command *cmd, struct cli_globals *g, int argc,

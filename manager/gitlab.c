@@ -89,7 +89,8 @@
 #define MAX_RETRY_WAIT_MS (60LL * 60 * 1000)
 #define CURL_IDLE_MAX_S 118		/* libcurl's own MAXAGE_CONN default */
 
-enum op { OP_VERIFY, OP_UNREGISTER, OP_REQUEST, OP_UPDATE, OP_PATCH };
+enum op { OP_VERIFY, OP_UNREGISTER, OP_REQUEST, OP_UPDATE, OP_PATCH,
+    OP_REGISTER };
 
 struct sockinfo {
 	struct gitlab *gl;
@@ -1647,6 +1648,33 @@ complete(struct gitlab_req *req)
 			res.outcome = GITLAB_FORBIDDEN;
 		}
 		break;
+	case OP_REGISTER:
+		if (req->status == 201) {
+			json_t *v, *t, *x;
+
+			if (is_json_ctype(req->h.ctype))
+				root = json_loadb(req->resp.buf, req->resp.len,
+				    0, NULL);
+			v = json_object_get(root, "id");
+			t = json_object_get(root, "token");
+			x = json_object_get(root, "token_expires_at");
+			if (!json_is_object(root) || !json_is_string(t) ||
+			    json_string_length(t) == 0) {
+				res.err = FL_ERR_PROTO;
+				sbuf_adds(&msg, ": answer has no token");
+				break;
+			}
+			res.outcome = GITLAB_OK;
+			res.token = json_string_value(t);
+			log_add_secret(res.token);
+			if (json_is_integer(v))
+				res.runner_id = json_integer_value(v);
+			if (json_is_string(x))
+				res.token_expires_at = json_string_value(x);
+		} else if (req->status == 403) {
+			res.outcome = GITLAB_FORBIDDEN;
+		}
+		break;
 	case OP_UNREGISTER:
 		if (req->status == 204)
 			res.outcome = GITLAB_OK;
@@ -1724,6 +1752,13 @@ done:
 	} else if (res.job != NULL) {
 		gitlab_job_free(res.job);
 	}
+	if (req->op == OP_REGISTER && json_is_object(root)) {
+		json_t *t = json_object_get(root, "token");
+
+		if (json_is_string(t))
+			explicit_bzero((char *)json_string_value(t),
+			    json_string_length(t));
+	}
 	json_decref(root);
 	sbuf_release(&msg);
 	if (!req->dead)
@@ -1770,6 +1805,64 @@ gitlab_unregister_manager(struct gitlab_runner *r, gitlab_cb cb, void *arg)
 		return req_refuse(req, FL_ERR_INVAL, "no system_id");
 	req->body = dump_body(runner_body(r, 0), &req->body_len);
 	req->ctype = "application/json";
+	attempt_start(req);
+	return req;
+}
+
+struct gitlab_req *
+gitlab_unregister_runner(struct gitlab_runner *r, gitlab_cb cb, void *arg)
+{
+	struct gitlab_req *req = req_new(r, OP_UNREGISTER, "DELETE",
+	    xstrdup("runners"), cb, arg);
+
+	req->body = dump_body(runner_body(r, 0), &req->body_len);
+	req->ctype = "application/json";
+	attempt_start(req);
+	return req;
+}
+
+/* Go's omitempty: strings left out when empty. */
+static void
+jset_nonempty(json_t *o, const char *k, const char *v)
+{
+	if (v != NULL && v[0] != '\0')
+		jset(o, k, json_string(v));
+}
+
+json_t *
+gitlab_register_json(json_t *info, const char *token,
+    const struct gitlab_register *p)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		abort();
+	jset_nonempty(o, "description", p->description);
+	jset_nonempty(o, "maintenance_note", p->maintenance_note);
+	jset_nonempty(o, "tag_list", p->tag_list);
+	jset(o, "run_untagged", json_boolean(p->run_untagged));
+	jset(o, "locked", json_boolean(p->locked));
+	jset_nonempty(o, "access_level", p->access_level);
+	if (p->maximum_timeout != 0)
+		jset(o, "maximum_timeout",
+		    json_integer((json_int_t)p->maximum_timeout));
+	jset(o, "paused", json_boolean(p->paused));
+	jset(o, "info", info);
+	jset_nonempty(o, "token", token);
+	return o;
+}
+
+struct gitlab_req *
+gitlab_register_runner(struct gitlab_runner *r,
+    const struct gitlab_register *p, gitlab_cb cb, void *arg)
+{
+	struct gitlab_req *req = req_new(r, OP_REGISTER, "POST",
+	    xstrdup("runners"), cb, arg);
+
+	req->body = dump_body(gitlab_register_json(runner_info(r), r->token,
+	    p), &req->body_len);
+	req->ctype = "application/json";
+	req->want_json = 1;
 	attempt_start(req);
 	return req;
 }

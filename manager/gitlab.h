@@ -221,6 +221,10 @@ struct gitlab_result {
 	/* verify 200 with a JSON body: */
 	int64_t runner_id;
 	const char *token_expires_at;	/* "" when absent */
+	/* register 201: the new runner's authentication token (a secret,
+	 * registered with log_add_secret; wiped after the callback: copy
+	 * it); NULL otherwise.  runner_id and token_expires_at as above. */
+	const char *token;
 };
 
 typedef void (*gitlab_cb)(struct gitlab_req *req, struct gitlab_result *res,
@@ -240,6 +244,37 @@ struct gitlab_req *gitlab_verify(struct gitlab_runner *r, gitlab_cb cb,
  * NOT_FOUND (no such manager), FAILED. */
 struct gitlab_req *gitlab_unregister_manager(struct gitlab_runner *r,
     gitlab_cb cb, void *arg);
+
+/* DELETE runners {token}: deletes the whole runner (GitLab Runner does
+ * this for legacy tokens; for glrt- tokens it deletes only its manager,
+ * gitlab_unregister_manager).  OK (204), FORBIDDEN (403), NOT_FOUND,
+ * FAILED. */
+struct gitlab_req *gitlab_unregister_runner(struct gitlab_runner *r,
+    gitlab_cb cb, void *arg);
+
+/* What a legacy registration asks for (GitLab Runner's
+ * RegisterRunnerParameters); strings NULL or "" are left out. */
+struct gitlab_register {
+	const char *description;	/* the runner's name */
+	const char *maintenance_note;
+	const char *tag_list;		/* "a,b" */
+	int run_untagged;
+	int locked;
+	const char *access_level;	/* not_protected, ref_protected */
+	int64_t maximum_timeout;	/* seconds; 0: left out */
+	int paused;
+};
+
+/*
+ * POST runners {description, maintenance_note, tag_list, run_untagged,
+ * locked, access_level, maximum_timeout, paused, info, token}: register
+ * a runner with the registration token r was made with.  OK (201 JSON
+ * with a token: res->token, runner_id, token_expires_at), FORBIDDEN
+ * (403: bad registration token), FAILED (410 registration disabled,
+ * 201 without JSON or token: FL_ERR_PROTO, ...).  p is copied.
+ */
+struct gitlab_req *gitlab_register_runner(struct gitlab_runner *r,
+    const struct gitlab_register *p, gitlab_cb cb, void *arg);
 
 /*
  * POST jobs/request {info, token, system_id, last_update}: OK with
@@ -599,5 +634,8 @@ json_t *gitlab_info_json(const char *executor, const char *shell,
     const char *gpus, const char *const *features_off);
 json_t *gitlab_update_json(json_t *info, const char *token,
     const struct gitlab_update *u);
+/* The POST runners body (info is taken; token may be NULL). */
+json_t *gitlab_register_json(json_t *info, const char *token,
+    const struct gitlab_register *p);
 
 #endif

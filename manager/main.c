@@ -15,6 +15,9 @@
 static const struct cli_command *const commands[] = {
 	&cmd_check_config,
 	&cmd_list,
+	&cmd_register,
+	&cmd_verify,
+	&cmd_unregister,
 	&cmd_simulate,
 	&cmd_plugin_test,
 	NULL

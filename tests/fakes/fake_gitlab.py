@@ -12,7 +12,8 @@ Run:
         [--hold SECONDS] [--update-interval SECONDS]
         [--tls-cert cert.pem --tls-key key.pem]
     Runner tokens come from the environment, never argv: FAKE_GITLAB_TOKENS
-    (comma-separated).  The chosen port is written to --port-file once the
+    (comma-separated); registration tokens (legacy registration, POST
+    runners) likewise from FAKE_GITLAB_REGISTRATION_TOKENS.  The chosen port is written to --port-file once the
     socket listens.
 
 GitLab semantics implemented (/api/v4):
@@ -21,7 +22,19 @@ GitLab semantics implemented (/api/v4):
                              token_expires_at}; remembers system_id.
   DELETE runners/managers    token and system_id required (400); unknown
                              token 403; unknown manager 404; else 204.
-  DELETE runners             unknown token 403; else 204.
+  POST   runners             legacy registration: token (body) required
+                             400 "token is missing"; access_level other than
+                             not_protected/ref_protected 400; paused and
+                             active together 400; not a registration token
+                             403 "403 Forbidden - invalid token supplied";
+                             registration disallowed (control) 410;
+                             maximum_timeout < 600 or no tags with
+                             run_untagged false: 400 validation error; else
+                             201 {id, token: "glrtr-...", token_expires_at:
+                             null}, the token valid from then on.
+  DELETE runners             unknown token 403; else 204 and the runner is
+                             gone (its token and managers forgotten: verify
+                             answers 403 from then on).
   POST   jobs/request        400 without token; 403 unknown token; 422 when
                              the runner is "orphaned" (control); Workhorse
                              long polling when --hold > 0 and the body has
@@ -82,8 +95,11 @@ Control API (/__fake/, JSON):
                                     "status", "headers", "body", "count"}:
                                     one-shot answers, first match wins
   POST /__fake/config               body {"hold", "update_interval",
-                                    "trace_limit", "orphaned"}
+                                    "trace_limit", "orphaned",
+                                    "registration_disallowed"}
   POST /__fake/runners              body {"token"}: another valid token
+  GET  /__fake/registered           runners made by POST runners: their
+                                    id and parameters (no tokens)
   GET  /__fake/requests             every request seen (no bodies)
   GET  /__fake/violations           the list above
   GET  /__fake/health               200
@@ -127,12 +143,17 @@ class Job:
         self.artifacts = None
         self.artifacts_meta = None
         self.system_id = None
+        self.requested_at = None    # time.time() when a runner took it
+        self.finished_at = None     # ... when its final state came
 
 
 class State:
     def __init__(self, tokens, hold, update_interval):
         self.lock = threading.Condition()
         self.runner_tokens = {t: i + 1 for i, t in enumerate(tokens)}
+        self.registration_tokens = []
+        self.registration_disallowed = False
+        self.registered = []        # [{id, params}] from POST runners
         self.managers = {}          # token -> set(system_id)
         self.queue = []
         self.queue_tick = 1
@@ -156,7 +177,7 @@ class State:
         self.lock.notify_all()
 
     def all_tokens(self):
-        toks = list(self.runner_tokens)
+        toks = list(self.runner_tokens) + list(self.registration_tokens)
         toks += [j.token for j in self.jobs.values()]
         toks += [j["token"] for j in self.queue]
         return [t for t in toks if t]
@@ -313,6 +334,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.unregister_manager()
         if api == "runners" and self.command == "DELETE":
             return self.unregister()
+        if api == "runners" and self.command == "POST":
+            return self.register()
         if api == "jobs/request" and self.command == "POST":
             return self.request_job()
         if m and m.group(2) is None and self.command == "PUT":
@@ -396,7 +419,62 @@ class Handler(BaseHTTPRequestHandler):
             tok = self.runner_auth(body)
             if tok is None:
                 return
+            # Ci::Runners::UnregisterRunnerService destroys the runner.
+            del st.runner_tokens[tok]
+            st.managers.pop(tok, None)
         self.reply(204)
+
+    def register(self):
+        """POST /runners (lib/api/ci/runner.rb, RegisterRunnerService)."""
+        st = self.server.state
+        body = self.json_body()
+        if body is None:
+            return self.error(400, "400 Bad request - malformed JSON")
+        tok = body.get("token")
+        if not isinstance(tok, str) or tok == "":
+            return self.reply(400, {"error": "token is missing"})
+        if body.get("access_level") not in (None, "not_protected", "ref_protected"):
+            return self.reply(400, {"error": "access_level does not have a valid value"})
+        if "active" in body and "paused" in body:
+            return self.reply(400, {"error": "active, paused are mutually exclusive"})
+        for k in ("paused", "locked", "run_untagged"):
+            if k in body and not isinstance(body[k], bool):
+                return self.reply(400, {"error": "%s is invalid" % k})
+        mt = body.get("maximum_timeout")
+        if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool)):
+            return self.reply(400, {"error": "maximum_timeout is invalid"})
+        tags = body.get("tag_list") or []
+        if isinstance(tags, str):
+            tags = [t.strip() for t in tags.split(",") if t.strip()]
+        with st.lock:
+            hdr = self.headers.get("RUNNER-TOKEN")
+            if hdr is None:
+                st.violate("RUNNER-TOKEN header missing on POST /runners")
+            elif hdr != tok:
+                st.violate("RUNNER-TOKEN differs from body token on POST /runners")
+            if "info" not in body:
+                st.violate("register without info")
+            if tok not in st.registration_tokens:
+                return self.error(403, "403 Forbidden - invalid token supplied")
+            if st.registration_disallowed:
+                return self.reply(410, {"message": "410 Gone",
+                                        "reason": "runner registration disallowed"})
+            if mt is not None and mt < 600:
+                return self.reply(400, {"message": {"maximum_timeout": [
+                    "needs to be at least 10 minutes"]}})
+            if body.get("run_untagged") is False and not tags:
+                return self.reply(400, {"message": {"tags_list": [
+                    "can not be empty when runner is not allowed to pick untagged jobs"]}})
+            new = "glrtr-" + secrets.token_hex(10)
+            rid = 100 + len(st.registered) + len(st.runner_tokens)
+            st.runner_tokens[new] = rid
+            params = {k: body.get(k) for k in (
+                "description", "maintenance_note", "run_untagged", "locked",
+                "access_level", "maximum_timeout", "paused")}
+            params["tag_list"] = tags
+            params["info_executor"] = (body.get("info") or {}).get("executor")
+            st.registered.append({"id": rid, "params": params})
+        self.reply(201, {"id": rid, "token": new, "token_expires_at": None})
 
     def request_job(self):
         st = self.server.state
@@ -430,6 +508,7 @@ class Handler(BaseHTTPRequestHandler):
             job.system_id = sid
             two_phase = info["features"].get("two_phase_job_commit") is True
             job.status = "pending" if two_phase else "running"
+            job.requested_at = time.time()
             st.jobs[job.id] = job
         self.reply(201, json.dumps(payload), ctype="application/json")
 
@@ -524,6 +603,8 @@ class Handler(BaseHTTPRequestHandler):
             job.status = "canceled"
         else:
             job.status = state
+        if job.finished_at is None:
+            job.finished_at = time.time()
         return 200, {}
 
     def patch_trace(self, job_id):
@@ -644,6 +725,8 @@ class Handler(BaseHTTPRequestHandler):
                         "trace_crc32": crc32_hex(job.trace),
                         "updates": job.updates, "patches": job.patches,
                         "system_id": job.system_id,
+                        "requested_at": job.requested_at,
+                        "finished_at": job.finished_at,
                         "artifacts": job.artifacts_meta})
                 if act == "trace" and self.command == "GET":
                     return self.reply(200, bytes(job.trace), ctype="application/octet-stream")
@@ -677,7 +760,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {})
         if path == "config":
             with st.lock:
-                for k in ("hold", "update_interval", "trace_limit", "orphaned"):
+                for k in ("hold", "update_interval", "trace_limit", "orphaned",
+                          "registration_disallowed"):
                     if k in body:
                         setattr(st, k, body[k])
             return self.reply(200, {})
@@ -685,6 +769,9 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.runner_tokens[body["token"]] = len(st.runner_tokens) + 1
             return self.reply(200, {})
+        if path == "registered":
+            with st.lock:
+                return self.reply(200, list(st.registered))
         if path == "requests":
             with st.lock:
                 return self.reply(200, list(st.requests))
@@ -741,6 +828,8 @@ def main():
     a = ap.parse_args()
     tokens = [t for t in os.environ.get("FAKE_GITLAB_TOKENS", "").split(",") if t]
     state = State(tokens, a.hold, a.update_interval)
+    state.registration_tokens = [t for t in os.environ.get(
+        "FAKE_GITLAB_REGISTRATION_TOKENS", "").split(",") if t]
     if a.jobs:
         with open(a.jobs) as f:
             for payload in json.load(f):
