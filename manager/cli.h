@@ -31,6 +31,7 @@ extern const struct cli_command cmd_plugin_test;
 extern const struct cli_command cmd_register;
 extern const struct cli_command cmd_verify;
 extern const struct cli_command cmd_unregister;
+extern const struct cli_command cmd_run;
 
 /* Run a command (resets getopt for it). */
 int cli_run(const struct cli_command *cmd, struct cli_globals *g, int argc,

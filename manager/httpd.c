@@ -394,7 +394,8 @@ httpd_set_hooks(struct httpd *h, const struct httpd_hooks *hooks)
 void
 httpd_set_state(struct httpd *h, enum httpd_state st)
 {
-	h->state = st;
+	if (h != NULL)
+		h->state = st;
 }
 
 enum httpd_state

@@ -20,6 +20,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_unregister,
 	&cmd_simulate,
 	&cmd_plugin_test,
+	&cmd_run,
 	NULL
 };
 

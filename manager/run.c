@@ -30,8 +30,10 @@
 #include "executor.h"
 #include "fleet.h"
 #include "gitlab.h"
+#include "httpd.h"
 #include "instconn.h"
 #include "log.h"
+#include "metrics.h"
 #include "run.h"
 #include "scaler.h"
 #include "systemid.h"
@@ -127,6 +129,8 @@ struct run {
 	int exit_code;
 	struct run_stats st;
 	int64_t failed_by_reason[16];
+	struct metrics *metrics;
+	struct metrics_runner rm;
 };
 
 static const char *const reason_names[] = {
@@ -137,6 +141,8 @@ static const char *const reason_names[] = {
 };
 
 static void feed(struct rrunner *rr);
+static void run_collect(struct metrics *scratch, void *arg);
+static void api_observed(const struct gitlab_attempt *a, void *arg);
 static void schedule_feed(struct rrunner *rr, int64_t delay_ns);
 static void check_progress(struct run *r);
 static void job_finish(struct rjob *j, enum gitlab_state state,
@@ -306,7 +312,13 @@ job_finish(struct rjob *j, enum gitlab_state state, const char *reason,
 		j->run->st.jobs_failed++;
 		count_failure(j->run, reason != NULL ? reason :
 		    "script_failure");
+		metrics_inc(j->run->rm.failed_jobs_total, (const char *const[]){
+		    j->rr->short_token, j->rr->name, reason != NULL ? reason :
+		    "script_failure", "" });
 	}
+	metrics_observe(j->run->rm.job_duration_seconds, (const char *const[]){
+	    j->rr->short_token, j->rr->name, j->run->system_id, "" },
+	    (double)(mono_ns() - j->started_ns) / 1e9);
 	{
 		char id[32];
 		char dur[32];
@@ -511,6 +523,8 @@ job_start(struct rrunner *rr, struct gitlab_job *job, scaler_key key)
 	r->njobs++;
 	rr->njobs++;
 	r->st.jobs_total++;
+	metrics_inc(r->rm.jobs_total, (const char *const[]){ rr->short_token,
+	    rr->name, r->system_id });
 	snprintf(id, sizeof(id), "%" PRId64, job->id);
 	{
 		struct log_field f[] = {
@@ -903,6 +917,25 @@ run_new(struct event_base *base, struct config *cfg,
 		goto fail;
 	}
 	r->done_ev = evtimer_new(base, progress, r);
+	{
+		struct metrics_version v = { "flotilla", FL_VERSION,
+		    FL_GIT_REV, "main", "cc " __VERSION__, "", "linux",
+#if defined(__x86_64__)
+		    "amd64"
+#elif defined(__aarch64__)
+		    "arm64"
+#else
+		    "unknown"
+#endif
+		};
+
+		r->metrics = metrics_new();
+		metrics_runner_init(&r->rm, r->metrics, &v);
+		metrics_add_collector(r->metrics, metrics_process_collect,
+		    NULL);
+		metrics_add_collector(r->metrics, run_collect, r);
+		gitlab_set_observer(r->gl, api_observed, r);
+	}
 	if (cfg->nrunners == 0) {
 		snprintf(err, errlen, "no [[runners]] in %s", r->config_path);
 		goto fail;
@@ -961,6 +994,7 @@ run_free(struct run *r)
 		runner_free(rr);
 	}
 	gitlab_free(r->gl);
+	metrics_free(r->metrics);
 	if (r->stop_timer != NULL)
 		event_free(r->stop_timer);
 	if (r->done_ev != NULL)
@@ -1197,39 +1231,94 @@ run_jobs_list(const struct run *r, struct sbuf *out)
 	int64_t now = mono_ns();
 
 	for (const struct rjob *j = r->jobs; j != NULL; j = j->next) {
-		sbuf_addf(out, "url=%s/%s/-/jobs/%" PRId64 " state=%s "
-		    "stage=%s executor_stage=%s duration=%.3fs runner=%s "
-		    "instance=%s\n",
-		    j->rc->url, j->job->job_info.project_full_path,
-		    j->job->id, j->state_name, j->job->job_info.stage,
-		    j->state_name, (double)(now - j->started_ns) / 1e9,
-		    j->rr->short_token, j->instance != NULL ? j->instance :
-		    "");
+		char *url = xasprintf("%s/%s/-/jobs/%" PRId64,
+		    j->rc->url, j->job->job_info.project_full_path, j->job->id);
+
+		httpd_job_line(out, url, j->state_name,
+		    j->job->job_info.stage, j->state_name,
+		    now - j->started_ns);
+		free(url);
 	}
 }
 
-void
-run_metrics(const struct run *r, struct sbuf *out)
+/* At each scrape: the gauges that mirror the run's state. */
+static void
+run_collect(struct metrics *scratch, void *arg)
 {
-	sbuf_addf(out, "# HELP gitlab_runner_concurrent The current value of "
-	    "concurrent setting\n# TYPE gitlab_runner_concurrent gauge\n"
-	    "gitlab_runner_concurrent %" PRId64 "\n",
-	    r->cref->cfg->concurrent);
-	sbuf_adds(out, "# HELP gitlab_runner_jobs The current number of "
-	    "running builds.\n# TYPE gitlab_runner_jobs gauge\n");
-	for (const struct rrunner *rr = r->runners; rr != NULL; rr = rr->next)
-		sbuf_addf(out, "gitlab_runner_jobs{runner=\"%s\","
-		    "system_id=\"%s\"} %d\n", rr->short_token, r->system_id,
-		    rr->njobs);
-	sbuf_addf(out, "# HELP gitlab_runner_jobs_total Total number of "
-	    "handled jobs\n# TYPE gitlab_runner_jobs_total counter\n"
-	    "gitlab_runner_jobs_total{system_id=\"%s\"} %" PRId64 "\n",
-	    r->system_id, r->st.jobs_total);
-	sbuf_adds(out, "# HELP gitlab_runner_failed_jobs_total Total number "
-	    "of failed jobs\n# TYPE gitlab_runner_failed_jobs_total "
-	    "counter\n");
-	for (size_t i = 0; reason_names[i] != NULL; i++)
-		sbuf_addf(out, "gitlab_runner_failed_jobs_total{"
-		    "failure_reason=\"%s\",system_id=\"%s\"} %" PRId64 "\n",
-		    reason_names[i], r->system_id, r->failed_by_reason[i]);
+	struct run *r = arg;
+	struct metrics_fleet fl[64];
+	size_t nfl = 0;
+
+	metrics_set(r->rm.concurrent, NULL, (double)r->cref->cfg->concurrent);
+	metrics_reset(r->rm.jobs);
+	for (struct rrunner *rr = r->runners; rr != NULL; rr = rr->next) {
+		struct metrics_runner_id id = { rr->short_token, rr->name,
+		    r->system_id };
+		int64_t rq = rr->rc->request_concurrency > 0 ?
+		    rr->rc->request_concurrency : 1;
+
+		metrics_runner_add(&r->rm, &id, rr->rc->limit, rq);
+		metrics_set(r->rm.request_concurrency, (const char *const[]){
+		    rr->short_token, r->system_id }, (double)rr->nreqs);
+		if (nfl < sizeof(fl) / sizeof(fl[0]) && rr->fleet != NULL) {
+			fl[nfl].m = scaler_metrics(fleet_scaler(rr->fleet));
+			fl[nfl].id = id;
+			nfl++;
+		}
+	}
+	for (struct rjob *j = r->jobs; j != NULL; j = j->next)
+		metrics_inc(r->rm.jobs, (const char *const[]){
+		    j->rr->short_token, j->rr->name, r->system_id,
+		    j->state_name, j->job->job_info.stage, j->state_name });
+	metrics_runner_set_state(&r->rm, r->phase == RUN_RUNNING ? "running" :
+	    r->phase == RUN_GRACEFUL ? "graceful-shutdown" :
+	    "forceful-shutdown");
+	metrics_fleet_collect(scratch, fl, nfl);
+}
+
+/* The GitLab client's observer: every attempt, as GitLab Runner's API
+ * request metrics count them. */
+static void
+api_observed(const struct gitlab_attempt *a, void *arg)
+{
+	struct run *r = arg;
+	const char *ep = "other";
+	char status[16];
+	char method[16];
+	size_t i;
+
+	if (strncmp(a->path, "jobs/request", 12) == 0)
+		ep = "request_job";
+	else if (strstr(a->path, "/trace") != NULL)
+		ep = "patch_trace";
+	else if (strncmp(a->path, "jobs/", 5) == 0 &&
+	    strcmp(a->method, "PUT") == 0)
+		ep = "update_job";
+	else if (strncmp(a->path, "runners/verify", 14) == 0)
+		ep = "verify";
+	else if (strncmp(a->path, "runners/managers", 16) == 0)
+		ep = "unregister_manager";
+	snprintf(status, sizeof(status), "%ld", a->status);
+	for (i = 0; a->method[i] != '\0' && i + 1 < sizeof(method); i++)
+		method[i] = (char)(a->method[i] | 0x20);
+	method[i] = '\0';
+	for (struct rrunner *rr = r->runners; rr != NULL; rr = rr->next) {
+		if (strcmp(a->runner, rr->name) != 0 &&
+		    strcmp(a->runner, rr->short_token) != 0)
+			continue;
+		metrics_inc(r->rm.api_request_statuses_total,
+		    (const char *const[]){ rr->short_token, r->system_id, ep,
+		    status, method });
+		metrics_observe(r->rm.api_request_duration_seconds,
+		    (const char *const[]){ rr->short_token, r->system_id, ep,
+		    metrics_status_class((int)a->status), method },
+		    (double)a->elapsed_ms / 1e3);
+		break;
+	}
+}
+
+struct metrics *
+run_registry(struct run *r)
+{
+	return r->metrics;
 }

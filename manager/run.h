@@ -85,9 +85,9 @@ void run_get_stats(const struct run *r, struct run_stats *st);
 /* One line per running job, GitLab Runner's /debug/jobs/list format. */
 void run_jobs_list(const struct run *r, struct sbuf *out);
 
-/* Prometheus families of the run and its fleets (the metrics module's
- * text format), appended to out. */
-void run_metrics(const struct run *r, struct sbuf *out);
+/* The run's Prometheus registry: GitLab Runner's families, process_*,
+ * and the fleets' fleeting_* (refreshed at each render). */
+struct metrics *run_registry(struct run *r);
 
 /* The helper image tar shipped with the package, or NULL if none. */
 const char *run_default_helper_tar(void);
