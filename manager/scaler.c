@@ -70,10 +70,13 @@
  * are min(free slots, max_use_count - use_count - reservations).
  *
  * Preemptive mode (policy preemptive_mode, default idle_count > 0): a
- * reservation needs a usable free slot now, else SCALER_ERR_NO_CAPACITY_NOW.
- * Otherwise a reservation succeeds while potential capacity exists (free,
- * coming, or room under max_instances); when none does:
- * SCALER_ERR_NO_CAPACITY.  Reservation throttling (on unless
+ * reservation needs a usable free slot now, else SCALER_ERR_NO_CAPACITY_NOW,
+ * and holds that slot.  Otherwise a reservation succeeds while potential
+ * capacity exists (free, coming, or room under max_instances; when none
+ * does: SCALER_ERR_NO_CAPACITY) and holds nothing: it is not demand (no
+ * job yet) and pins no instance, so a runner that keeps polling does not
+ * keep an instance alive nor make one appear; the job it brings is
+ * demand once acquired (pending, then granted a slot).  Reservation throttling (on unless
  * reservation_throttling = false): when idle capacity exists (slots of
  * ready instances not acquired), a new reservation beyond the first may
  * not bring the reservations above that idle capacity minus
@@ -84,7 +87,7 @@
  *
  * CAPACITY (per decision, all in slots)
  *
- *   in_use      = acquired + reserved + pending
+ *   in_use      = acquired + bound reservations + pending
  *   idle_target = idle_count; with scale_factor > 0:
  *                 max(idle_count, min(ceil(scale_factor * in_use),
  *                                     scale_factor_limit if > 0))
@@ -92,7 +95,7 @@
  *                 the usable slots of a fresh instance
  *   surplus     = free (usable, on ready instances) + coming (usable, on
  *                 booting and requested instances)
- *                 - (pending + unbound reservations) - idle_target
+ *                 - pending - idle_target
  *   surplus < 0 : Increase(ceil(-surplus / u)), at most max_instances
  *                 minus every instance we know in any state (deleting
  *                 ones too) minus requests; throttled by the scale_throttle
@@ -1683,8 +1686,7 @@ scaler_reserve(struct scaler *s, int64_t now, scaler_key *key)
 		s->m.task_operations_total[SCALER_TOP_RESERVE_AVAILABLE_FAILURE]++;
 		return SCALER_ERR_NO_CAPACITY_NOW;
 	}
-	if (s->free > 0 && (p->preemptive ||
-	    (s->pending.n == 0 && s->unbound.n == 0))) {
+	if (s->free > 0 && p->preemptive) {
 		c = claim_new(s);
 		bind(s, c, pick_free(s), 0);
 	} else if (!potential(s)) {
@@ -1842,6 +1844,10 @@ bind_waiting(struct scaler *s, struct scaler_actions *out)
 		g.slot = c->slot;
 		PUSH(out->granted, out->ngranted, out->cap_[3], g);
 	}
+	/* Reservations hold slots in preemptive mode only: otherwise a
+	 * runner that keeps polling would pin an instance forever. */
+	if (!policy_at(s, s->now)->preemptive)
+		return;
 	while (s->unbound.head != NULL && (i = pick_free(s)) != NULL) {
 		c = s->unbound.head;
 		clist_remove(&s->unbound, c);
@@ -1961,7 +1967,7 @@ calc(const struct scaler *s, const struct scaler_policy_view *p,
 	int64_t needed, future, claims, limit;
 
 	c->u = fresh_usable(s);
-	c->in_use = s->nacquired + s->nreserved + (int64_t)s->pending.n;
+	c->in_use = s->nacquired + s->nbound + (int64_t)s->pending.n;
 	c->target = p->idle_count;
 	if (p->scale_factor > 0) {
 		double x = ceil(p->scale_factor * (double)c->in_use);
@@ -1975,7 +1981,9 @@ calc(const struct scaler *s, const struct scaler_policy_view *p,
 	c->count = s->count + c->coming;
 	c->unavail = s->unavail + c->coming * (s->cap - c->u);
 	future = s->future + c->coming * c->u;
-	claims = (int64_t)(s->unbound.n + s->pending.n);
+	/* Unbound reservations (not preemptive: no job yet) are not
+	 * demand; the job they may bring is, once acquired (pending). */
+	claims = (int64_t)s->pending.n;
 	c->surplus = s->free + future - claims - c->target;
 	needed = c->in_use + c->unavail + c->target;
 	if (c->surplus < 0)

@@ -175,7 +175,7 @@ def main():
             trace = call(base, "GET", "/__fake/jobs/%d/trace" % j["id"])
             if isinstance(trace, (bytes, bytearray)):
                 trace = trace.decode("utf-8", "replace")
-            m = re.search(r"on instance (\S+?)[ ,.\r\n]", trace)
+            m = re.search(r"Instance ([A-Za-z0-9._-]+) connected", trace)
             expect = j["opts"].get("expect", "success")
             state = st.get("status")
             ok = state == expect and st.get("checksum_ok", True) is not False

@@ -52,6 +52,7 @@ trap 'exit 1' INT TERM HUP
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "Starting a private Docker engine (data in $TMP/docker)"
+mkdir -p "$TMP/docker"
 dockerd_start "$TMP/docker" || { echo "demo: dockerd did not start" >&2; exit 1; }
 docker_test_image flotilla-test-busybox >/dev/null || exit 1
 

@@ -12,7 +12,7 @@
         one line per finding, "ok: ..." or "FAIL: ...", then exit 1 if any
         FAIL: each job in STATE (default success), its trace's crc32 and
         size equal to what flotilla reported (checksum_ok), the instance
-        it ran on (the executor's "on instance X" line) used by at most
+        it ran on (the executor's "Instance X connected" line) used by at most
         N jobs and running at most N at once (START/END intervals).
     e2e.py state URL ID
         print the job's status and failure reason.
@@ -167,7 +167,7 @@ def check(args):
                 st.get("trace_crc32"), st.get("trace_len")))
             fails += 1
         t = trace_of(base, j)
-        m = re.search(r"on instance ([A-Za-z0-9._-]+)", t)
+        m = re.search(r"Instance ([A-Za-z0-9._-]+) connected", t)
         s = re.search(r"START ([0-9.]+)", t)
         e = re.search(r"END ([0-9.]+)", t)
         if m is None:
@@ -227,7 +227,7 @@ def trace_of_or_empty(base, jid):
 
 
 def instance_of(args):
-    m = re.search(r"on instance ([A-Za-z0-9._-]+)",
+    m = re.search(r"Instance ([A-Za-z0-9._-]+) connected",
                   trace_of_or_empty(args[0], int(args[1])))
     print(m.group(1) if m else "")
     return 0 if m else 1

@@ -57,6 +57,7 @@ e2e_py() {
 }
 
 e2e_infra() {
+	mkdir -p "$TMP/docker"
 	dockerd_start "$TMP/docker" || return 1
 	docker_test_image flotilla-test-busybox >/dev/null || return 1
 	TOKEN=glrt-e2e_$(head -c 10 /dev/urandom | od -An -tx1 | tr -d ' \n')

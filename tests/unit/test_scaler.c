@@ -502,6 +502,7 @@ test_max_instances_burst(void **state)
 	f->np = 0;
 	fx_run(f, f->now + MINS(1));
 	keys[0] = must_reserve(f);
+	scaler_acquire(f->s, f->now, keys[0], NULL, NULL);
 	fx_run(f, f->now + MINS(1));
 	assert_int_equal(f->np, 1);
 	fx_done(f);
@@ -635,7 +636,7 @@ test_policy_dst(void **state)
 /* Four workers long-poll: every 50 s each gives its reservation back and
  * takes a new one.  Returns the instances left after two hours. */
 static size_t
-throttling_case(enum tribool throttling)
+throttling_case(enum tribool throttling, enum tribool preemptive)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 	scaler_key k[4];
@@ -644,6 +645,7 @@ throttling_case(enum tribool throttling)
 
 	fx_init(f);
 	f->as.reservation_throttling = throttling;
+	f->pol[0].preemptive_mode = TRI_FALSE;
 	fx_start(f);
 	fx_run(f, T0);
 	for (int i = 0; i < 4; i++) {
@@ -652,6 +654,13 @@ throttling_case(enum tribool throttling)
 	}
 	fx_run(f, T0 + MINS(2));
 	assert_int_equal(f->np, 4);
+	f->pol[0].preemptive_mode = preemptive;
+	{
+		char err[200];
+
+		assert_int_equal(scaler_set_policies(f->s, f->pol, 1, err,
+		    sizeof(err)), 0);
+	}
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(scaler_release(f->s, f->now, k[i]), 0);
 	for (int cycle = 0; cycle < 144; cycle++) {
@@ -673,8 +682,12 @@ static void
 test_reservation_throttling(void **state)
 {
 	(void)state;
-	assert_int_equal(throttling_case(TRI_UNSET), 1);
-	assert_int_equal(throttling_case(TRI_FALSE), 4);
+	/* Preemptive: reservations hold slots; throttling leaves one
+	 * instance's worth free, so the fleet shrinks to one. */
+	assert_int_equal(throttling_case(TRI_UNSET, TRI_TRUE), 1);
+	assert_int_equal(throttling_case(TRI_FALSE, TRI_TRUE), 4);
+	/* Not preemptive: polling holds nothing; every idle one goes. */
+	assert_int_equal(throttling_case(TRI_UNSET, TRI_FALSE), 0);
 }
 
 static void
@@ -849,6 +862,45 @@ test_partial_decrease(void **state)
 	assert_int_equal(f->ndec, 2);
 	assert_true(f->dec[1].t == td + MINS(1));
 	assert_int_equal(f->np, 0);
+	fx_done(f);
+	free(f);
+}
+
+/*
+ * Not preemptive (idle_count 0): a reservation is no demand and holds no
+ * slot, so a runner that keeps polling neither makes an instance appear
+ * nor keeps an idle one alive; the job it brings is demand once acquired.
+ */
+static void
+test_polling_reservation_no_demand(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+	scaler_key k, poll;
+	int64_t released;
+
+	(void)state;
+	fx_init(f);
+	f->pol[0].idle_time_ns = MINS(1);
+	fx_start(f);
+	poll = must_reserve(f);
+	fx_run(f, T0 + MINS(2));
+	assert_int_equal(f->ninc, 0);		/* a poll is no demand */
+	assert_int_equal(scaler_unreserve(f->s, f->now, poll), 0);
+	k = must_reserve(f);
+	assert_int_equal(scaler_acquire(f->s, f->now, k, NULL, NULL),
+	    FL_ERR_AGAIN);			/* pending: no slot yet */
+	fx_run(f, f->now + SEC(30));
+	assert_true(granted(f, k));		/* the job is demand */
+	assert_int_equal(f->np, 1);
+	released = f->now;
+	assert_int_equal(scaler_release(f->s, f->now, k), 0);
+	poll = must_reserve(f);			/* polling again */
+	fx_run(f, released + MINS(1) + SEC(5));
+	assert_int_equal(f->np, 0);		/* idle_time still applies */
+	assert_int_equal(n_reason(f, SCALER_REASON_IDLE_TIME), 1);
+	assert_int_equal(scaler_unreserve(f->s, f->now, poll), 0);
+	fx_run(f, f->now + MINS(2));
+	assert_int_equal(f->ninc, 1);		/* and nothing came back */
 	fx_done(f);
 	free(f);
 }
@@ -1408,6 +1460,7 @@ main(void)
 		cmocka_unit_test(test_partial_increase),
 		cmocka_unit_test(test_partial_decrease),
 		cmocka_unit_test(test_preemptive),
+		cmocka_unit_test(test_polling_reservation_no_demand),
 		cmocka_unit_test(test_acquire_timeout),
 		cmocka_unit_test(test_heartbeat_threshold),
 		cmocka_unit_test(test_scale_throttle),
