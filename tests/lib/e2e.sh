@@ -137,3 +137,7 @@ e2e_instances() {
 	done
 	echo "$c"
 }
+
+# For tl_wait: re-count at each try.
+e2e_instances_ge() { [ "$(e2e_instances)" -ge "$1" ]; }
+e2e_instances_le() { [ "$(e2e_instances)" -le "$1" ]; }

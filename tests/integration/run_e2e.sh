@@ -1,0 +1,42 @@
+#!/bin/sh
+# flotilla run end to end: 20 jobs from the fake GitLab on
+# fleeting-plugin-local instances (capacity_per_instance 2, max_use_count 3,
+# max_instances 4).  Every job succeeds; no instance runs more than 3 jobs
+# nor more than 2 at once; each trace GitLab assembled matches the crc32
+# and size flotilla reported; idle instances go after idle_time; SIGQUIT
+# then stops the daemon with status 0 and leaves no instance behind.
+set -u
+. "$TOP/tests/lib/e2e.sh"
+e2e_harness run_e2e 8
+
+e2e_infra
+check $? "a Docker engine, the test image and the fake GitLab"
+E2E_CAP=2 E2E_MAX_USE=3 E2E_MAX_INST=4 E2E_IDLE=0 E2E_IDLE_TIME=8s \
+    e2e_config "$TMP/config.toml"
+e2e_start
+check $? "flotilla run starts"
+
+ids=$(e2e_py submit "$URL" 20 --sleep 2 --name e2e)
+e2e_py wait "$URL" 300 $ids >"$TMP/wait.out" 2>&1
+check $? "20 jobs reach a final state"
+e2e_py check "$URL" --expect success --max-jobs 3 --max-at-once 2 $ids \
+    >"$TMP/check.out" 2>&1
+rc=$?
+sed 's/^/# /' "$TMP/check.out"
+check $rc "every job succeeded; traces match; instances ran <= 3 jobs, <= 2 at once"
+
+v=$(curl -fsS "$URL/__fake/violations")
+[ "$v" = "[]" ]
+check $? "the fake GitLab saw no protocol violation ($v)"
+
+tl_wait 40 e2e_instances_le 0
+check $? "idle instances are deleted after idle_time (left: $(e2e_instances))"
+
+grep -q "$TOKEN" "$TMP/flotilla.log"
+check $((! $?)) "the runner token never appears in the log"
+
+kill -QUIT "$FL_PID"
+tl_wait 60 tl_dead "$FL_PID"
+wait "$FL_PID"
+check $? "SIGQUIT: flotilla exits with status 0"
+FL_PID=
