@@ -31,8 +31,12 @@ update_1000|tests/bench_update -n 500 -i 1000|tests/rpc_bench -f -n 500 -i 1000|
 scaler_decide_10000|tests/scaler_bench||
 state_save_1000|tests/state_bench 1000 51||
 simulate_1m|sh ../bench/simulate_1m.sh||
+tunnel_output_200mb|sh ../bench/tunnel.sh output||
+tunnel_ping_rtt|sh ../bench/tunnel.sh rtt||
+mask_200mb|tests/mask_bench 200 3||
 pickup_latency|sh ../bench/pickup.sh||
 rss_50_jobs|sh ../bench/rss.sh||
+aws_update_200|sh ../bench/aws_update.sh||
 '
 
 # median_ms LINE: the median of a result line, in milliseconds.
