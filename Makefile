@@ -142,7 +142,7 @@ $(BUILD)/tests/toml-decoder: $(BUILD)/obj/tests/toml-decoder.o $(LIBFL)
 # Fuzz targets: clang, libFuzzer, ASan and UBSan, built from the sources
 # directly so the normal build needs no clang.
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-D_GNU_SOURCE -Ilib -Imanager -I$(BUILD)/gen $(PKG_CFLAGS)
+	-D_GNU_SOURCE -DFL_VERSION='"$(VERSION)"' -DFL_GIT_REV='"$(GIT_REV)"' -Ilib -Imanager -I$(BUILD)/gen $(PKG_CFLAGS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(MGR_SRC) $(PROTO_C) | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(MGR_SRC) $(PROTO_C) $(PKG_LIBS) -lm

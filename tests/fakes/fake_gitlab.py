@@ -67,7 +67,13 @@ GitLab semantics implemented (/api/v4):
                              else append, 202 with Job-Status, Range
                              0-<length>, X-GitLab-Trace-Update-Interval.
   POST   jobs/:id/artifacts  job authentication; multipart/form-data (also
-                             chunked) with a "file" part (else 400); 201 "201".
+                             chunked) with a "file" part (else 400);
+                             artifact_format / artifact_type checked against
+                             GitLab's values (400); a second artifact of the
+                             same type 400 "another artifact of the same type
+                             already exists"; else 201 "201".  A zip that is
+                             not a zip, or an "archive" not in zip, is a
+                             violation.
   GET    jobs/:id/artifacts  JOB-TOKEN of any running job (a dependent job);
                              unknown 403, no artifacts 404, else 200 bytes.
 
@@ -121,6 +127,16 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PATCH_LIMIT = 1024 * 1024
+# GitLab's Ci::JobArtifact file formats and file types (the query's values).
+ARTIFACT_FORMATS = ("raw", "zip", "gzip")
+ARTIFACT_TYPES = ("archive", "metadata", "trace", "junit", "sast", "dependency_scanning",
+                  "container_scanning", "dast", "codequality", "license_scanning",
+                  "performance", "metrics", "metrics_referee", "network_referee",
+                  "lsif", "dotenv", "cobertura", "terraform", "accessibility",
+                  "cluster_applications", "secret_detection", "requirements",
+                  "coverage_fuzzing", "browser_performance", "load_performance",
+                  "api_fuzzing", "cluster_image_scanning", "cyclonedx",
+                  "requirements_v2", "annotations", "repository_xray", "jacoco")
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -142,6 +158,7 @@ class Job:
         self.accept_pending = 0
         self.artifacts = None
         self.artifacts_meta = None
+        self.artifact_types = {}    # artifact_type -> bytes
         self.system_id = None
         self.requested_at = None    # time.time() when a runner took it
         self.finished_at = None     # ... when its final state came
@@ -664,10 +681,26 @@ class Handler(BaseHTTPRequestHandler):
         f = parts.get("file")
         if f is None:
             return self.reply(400, {"error": "file is missing"})
+        # Grape's `values:` checks on the query (GitLab 400s otherwise).
+        q = {k: v[0] for k, v in self.query.items()}
+        fmt = q.get("artifact_format", "zip")
+        typ = q.get("artifact_type", "archive")
+        if fmt not in ARTIFACT_FORMATS:
+            return self.reply(400, {"error": "artifact_format does not have a valid value"})
+        if typ not in ARTIFACT_TYPES:
+            return self.reply(400, {"error": "artifact_type does not have a valid value"})
+        if typ == "archive" and fmt != "zip":
+            st.violate("artifacts %d: archive in format %r (GitLab lists zip only)" % (job_id, fmt))
+        if fmt == "zip" and not f[1].startswith(b"PK"):
+            st.violate("artifacts %d: zip format but the file is not a zip" % job_id)
         with st.lock:
-            job.artifacts = f[1]
-            job.artifacts_meta = {"filename": f[0],
-                                  "query": {k: v[0] for k, v in self.query.items()}}
+            # Ci::JobArtifacts::CreateService: one artifact of each type.
+            if typ in job.artifact_types:
+                return self.reply(400, {"message": "another artifact of the same type already exists"})
+            job.artifact_types[typ] = f[1]
+            if typ == "archive":
+                job.artifacts = f[1]
+                job.artifacts_meta = {"filename": f[0], "query": q}
         self.reply(201, "201", ctype="text/plain")
 
     def download_artifacts(self, job_id):
