@@ -7,6 +7,8 @@
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench      benchmarks, printed as ratios against a baseline
 #   make demo       the end-to-end demo: a pipeline of ten jobs on a local fleet
+#   make helper-image  the helper image tar (build/helper/)
+#   make deb, rpm, packages  packages with the systemd unit (build/packages/)
 #
 # Sources are found by wildcard: a new lib/x.c joins libflotilla.a, a new
 # manager/x.c joins the manager, a new tests/unit/test_x.c becomes the unit
@@ -177,6 +179,15 @@ bench: all
 demo: deps
 	$(MAKE) -j$(JOBS) all helper-image
 	sh tests/demo/run.sh $(BUILD)
+
+# Packages (packaging/README.md): from the build's binaries and helper image.
+PKG_OUT ?= $(BUILD)/packages
+.PHONY: deb rpm packages
+deb: $(BINS) $(HELPER_TAR)
+	sh packaging/build-deb.sh $(VERSION) $(BUILD) $(PKG_OUT)
+rpm: $(BINS) $(HELPER_TAR)
+	sh packaging/build-rpm.sh $(VERSION) $(BUILD) $(PKG_OUT)
+packages: deb rpm
 
 clean:
 	rm -rf build

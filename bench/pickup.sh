@@ -5,7 +5,8 @@
 # and its containers), median and 95th percentile over N jobs, one at a
 # time.  The floor, measured in the same run on the same engine: the same
 # container created, attached and started directly on the local Docker
-# socket by the Docker CLI, to its first output line.
+# socket (bench/pickup_floor.py: the helper container started twice, then
+# the build container, as the executor does for a job without sources).
 #
 # Usage (from the build directory, as bench/run.sh does): sh ../bench/pickup.sh [N]
 set -u
@@ -42,14 +43,10 @@ while [ $i -lt "$N" ]; do
 done
 
 : >"$TMP/floor"
-i=0
-while [ $i -lt "$N" ]; do
-	t0=$(up)
-	s=$("$DOCKER" run --rm --network host flotilla-test-busybox \
-	    sh -c "echo START \$(cut -d' ' -f1 /proc/uptime)" | cut -d' ' -f2)
-	echo "$t0 $s" | awk '{ printf "%.1f\n", ($2 - $1) * 1000 }' >>"$TMP/floor"
-	i=$((i + 1))
-done
+helper_ref=$("$DOCKER" images --format '{{.Repository}}:{{.Tag}}' | grep flotilla-helper | head -1)
+/usr/bin/python3 "$TOP/bench/pickup_floor.py" "$TMP/docker/docker.sock" \
+    "$helper_ref" flotilla-test-busybox "$N" >"$TMP/floor" || {
+	echo "pickup: the floor could not be measured" >&2; exit 1; }
 
 stats() {
 	sort -n "$1" | awk '{ v[NR] = $1 } END {
@@ -61,4 +58,4 @@ lm=$1 lp=$2
 set -- $(stats "$TMP/floor")
 fm=$1 fp=$2
 ratio=$(echo "$lm $fm" | awk '{ printf "%.2f", $1 / $2 }')
-echo "pickup_latency: median $lm ms p95 $lp ms; floor (docker run on the local socket) median $fm ms p95 $fp ms; ratio $ratio (goal <= 1.5)"
+echo "pickup_latency: median $lm ms p95 $lp ms; floor (the same containers on the local socket) median $fm ms p95 $fp ms; ratio $ratio (goal <= 1.5)"

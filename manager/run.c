@@ -55,6 +55,8 @@ struct rreq {
 	struct rrunner *rr;
 	struct gitlab_req *req;
 	scaler_key key;
+	char last_update[128];	/* what the request sent */
+	int64_t sent_ns;	/* monotonic */
 };
 
 enum rjob_phase {
@@ -605,8 +607,13 @@ requested(struct gitlab_req *req, struct gitlab_result *res, void *arg)
 	struct gitlab_job *job = res->job;
 	int64_t next = check_interval_ns(r);
 
+	char last_update[128];
+	int64_t sent_ns;
+
 	(void)req;
 	res->job = NULL;
+	snprintf(last_update, sizeof(last_update), "%s", q->last_update);
+	sent_ns = q->sent_ns;
 	req_remove(rr, q);
 	if (res->healthy) {
 		rr->unhealthy = 0;
@@ -635,6 +642,14 @@ requested(struct gitlab_req *req, struct gitlab_result *res, void *arg)
 		log_debugf((struct log_field[]){ { "runner",
 		    rr->short_token } }, 1, "Checking for jobs... nothing");
 		fleet_unreserve(rr->fleet, key);
+		/* A long poll (Workhorse held the request) already waited:
+		 * it ends early when the queue changes, so a job is likely
+		 * there; and X-GitLab-Last-Update moving says the same.
+		 * Ask again now rather than after check_interval. */
+		if (!rr->rc->strict_check_interval &&
+		    (strcmp(last_update, gitlab_runner_last_update(rr->gr)) !=
+		    0 || mono_ns() - sent_ns >= check_interval_ns(r)))
+			next = 0;
 		break;
 	case GITLAB_FORBIDDEN:
 		log_errorf((struct log_field[]){ { "runner",
@@ -675,6 +690,9 @@ feed(struct rrunner *rr)
 		rr->reqs = q;
 		rr->nreqs++;
 		rr->run->nreqs++;
+		snprintf(q->last_update, sizeof(q->last_update), "%s",
+		    gitlab_runner_last_update(rr->gr));
+		q->sent_ns = mono_ns();
 		q->req = gitlab_request_job(rr->gr, requested, q);
 	}
 }
