@@ -19,8 +19,9 @@ export TOP BUILD LOGDIR
 . "$TOP/tests/lib/e2e.sh"
 e2e_harness bench-pickup 0 >/dev/null
 
+E2E_FAKE_ARGS="--hold 50"	# Workhorse-style long polling
 e2e_infra || { echo "pickup: no infrastructure" >&2; exit 1; }
-E2E_FAKE_ARGS="--hold 50" E2E_CAP=2 E2E_MAX_INST=1 E2E_IDLE=1 \
+E2E_CAP=2 E2E_MAX_USE=0 E2E_MAX_INST=1 E2E_IDLE=1 \
     E2E_IDLE_TIME=10m E2E_RANGE=127.0.0.200-127.0.0.210 \
     e2e_config "$TMP/config.toml"
 e2e_start || { echo "pickup: flotilla did not start" >&2; exit 1; }
@@ -33,8 +34,8 @@ up() { cut -d' ' -f1 /proc/uptime; }
 : >"$TMP/lat"
 i=0
 while [ $i -lt "$N" ]; do
-	t0=$(up)
-	ids=$(e2e_py submit "$URL" 1 --sleep 0 --name pick)
+	set -- $(e2e_py submit "$URL" 1 --sleep 0 --name pick --t0)
+	ids=$1 t0=$2
 	e2e_py started "$URL" 60 $ids || { echo "pickup: job $ids did not start" >&2; exit 1; }
 	s=$(curl -fsS "$URL/__fake/jobs/$ids/trace" | grep -ao 'START [0-9][0-9.]*' | head -1 | cut -d' ' -f2)
 	echo "$t0 $s" | awk '{ printf "%.1f\n", ($2 - $1) * 1000 }' >>"$TMP/lat"

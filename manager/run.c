@@ -41,6 +41,9 @@
 
 #define NS		INT64_C(1000000000)
 #define MAX_CONCURRENT_IDS 4096
+/* A jobs/request answered 204 after this long was held by Workhorse's
+ * long polling, which ends early when the queue changes. */
+#define LONG_POLL_HELD_NS	(NS / 4)
 
 struct cfgref {
 	struct config *cfg;
@@ -648,7 +651,7 @@ requested(struct gitlab_req *req, struct gitlab_result *res, void *arg)
 		 * Ask again now rather than after check_interval. */
 		if (!rr->rc->strict_check_interval &&
 		    (strcmp(last_update, gitlab_runner_last_update(rr->gr)) !=
-		    0 || mono_ns() - sent_ns >= check_interval_ns(r)))
+		    0 || mono_ns() - sent_ns >= LONG_POLL_HELD_NS))
 			next = 0;
 		break;
 	case GITLAB_FORBIDDEN:

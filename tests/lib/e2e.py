@@ -2,8 +2,9 @@
 """Job feeding and checking for the end-to-end tests of `flotilla run`
 (tests/integration/run_*.sh), against tests/fakes/fake_gitlab.py.
 
-    e2e.py submit URL COUNT [--sleep S] [--script LINE]... [--name N]
-        queue COUNT jobs; prints their ids, one a line.  Each job's script
+    e2e.py submit URL COUNT [--sleep S] [--script LINE]... [--name N] [--t0]
+        queue COUNT jobs; prints their ids, one a line (with --t0, each
+        followed by /proc/uptime just before it was queued).  Each job's script
         prints "START <uptime>" and "END <uptime>" (/proc/uptime: one clock
         for every container of the machine) around a sleep of S seconds.
     e2e.py wait URL TIMEOUT ID...
@@ -88,8 +89,13 @@ def payload(jid, name, script, timeout):
 def submit(args):
     base, count = args[0], int(args[1])
     sleep, name, script, timeout = 2, "e2e", [], 600
+    t0 = False
     i = 2
     while i < len(args):
+        if args[i] == "--t0":
+            t0 = True
+            i += 1
+            continue
         if args[i] == "--sleep":
             sleep = float(args[i + 1])
         elif args[i] == "--script":
@@ -105,9 +111,11 @@ def submit(args):
                   "echo END $(cut -d' ' -f1 /proc/uptime)"]
     for k in range(count):
         jid = int(time.time() * 1000) % 100000000 * 100 + k
-        r = call(base, "POST", "/__fake/jobs",
-                 payload(jid, "%s-%d" % (name, k), script, timeout))
-        print(r["id"])
+        p = payload(jid, "%s-%d" % (name, k), script, timeout)
+        with open("/proc/uptime") as f:
+            up = f.read().split()[0]
+        r = call(base, "POST", "/__fake/jobs", p)
+        print("%s %s" % (r["id"], up) if t0 else r["id"])
     return 0
 
 

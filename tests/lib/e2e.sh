@@ -111,7 +111,8 @@ EOF
 }
 
 e2e_start() {
-	"$BUILD/bin/flotilla" --log-level "${E2E_LOG_LEVEL:-info}" run \
+	"$BUILD/bin/flotilla" --log-level "${E2E_LOG_LEVEL:-info}" \
+	    --log-format "${E2E_LOG_FORMAT:-runner}" run \
 	    -c "${1:-$TMP/config.toml}" --helper-image-tar "$HELPER_TAR" \
 	    ${E2E_RUN_ARGS:-} >>"$TMP/flotilla.log" 2>&1 &
 	FL_PID=$!
