@@ -64,6 +64,11 @@
 #endif
 
 #define FILE_CHUNK (64 * 1024)
+/* A file body waits while this much of it is still in the transport: a
+ * bufferevent pair (the tunnel) moves our output to its partner's input
+ * at once, so our own output length says nothing; the partner's does. */
+#define FILE_PENDING_MAX (4 * FILE_CHUNK)
+#define FILE_RETRY_US 2000
 
 enum mode { M_BUFFER, M_JSONLINES, M_FRAMES, M_RAW };
 enum op { OP_GENERIC, OP_PING, OP_CREATE, OP_WAIT };
@@ -102,6 +107,7 @@ struct docker_req {
 	size_t body_len;
 	int fd;				/* file body, or -1 */
 	uint64_t file_left;
+	struct event *file_ev;		/* retry a held-back file body */
 	int body_done;			/* whole request written */
 	struct docker_conn *conn;
 	struct http1_resp resp;
@@ -184,6 +190,8 @@ req_destroy(struct docker_req *r)
 {
 	if (r->kick != NULL)
 		event_free(r->kick);
+	if (r->file_ev != NULL)
+		event_free(r->file_ev);
 	if (r->timer != NULL)
 		event_free(r->timer);
 	if (r->resp_live)
@@ -578,6 +586,34 @@ wipe_cleanup(const void *data, size_t len, void *arg)
 	freezero((void *)(uintptr_t)data, len);
 }
 
+static int pump_file(struct docker_req *r);
+
+/* Bytes of our output not yet taken by the other side of the transport. */
+static size_t
+transport_pending(struct bufferevent *bev)
+{
+	struct bufferevent *partner = bufferevent_pair_get_partner(bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (partner != NULL)
+		n += evbuffer_get_length(bufferevent_get_input(partner));
+	return n;
+}
+
+static void
+file_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct docker_req *r = arg;
+	struct docker *d = r->d;
+
+	(void)fd;
+	(void)what;
+	enter(d);
+	if (!r->dead && r->fd >= 0 && r->conn != NULL)
+		(void)pump_file(r);
+	leave(d);
+}
+
 /* Queue the next piece of a file body; 0, or fails r. */
 static int
 pump_file(struct docker_req *r)
@@ -586,8 +622,18 @@ pump_file(struct docker_req *r)
 	size_t want;
 	ssize_t n;
 
+	if (r->file_left > 0 &&
+	    transport_pending(r->conn->bev) >= FILE_PENDING_MAX) {
+		struct timeval tv = { 0, FILE_RETRY_US };
+
+		if (r->file_ev == NULL)
+			r->file_ev = evtimer_new(r->d->base, file_retry_cb, r);
+		evtimer_add(r->file_ev, &tv);
+		return 0;
+	}
 	while (r->file_left > 0 && evbuffer_get_length(
-	    bufferevent_get_output(r->conn->bev)) < FILE_CHUNK) {
+	    bufferevent_get_output(r->conn->bev)) < FILE_CHUNK &&
+	    transport_pending(r->conn->bev) < FILE_PENDING_MAX) {
 		want = r->file_left < sizeof(buf) ? (size_t)r->file_left :
 		    sizeof(buf);
 		n = read(r->fd, buf, want);
@@ -607,6 +653,14 @@ pump_file(struct docker_req *r)
 		bufferevent_write(r->conn->bev, buf, (size_t)n);
 		if (gone(r) || r->conn == NULL)
 			return 0;	/* answered already (pair transport) */
+	}
+	if (r->file_left > 0 &&
+	    transport_pending(r->conn->bev) >= FILE_PENDING_MAX) {
+		struct timeval tv = { 0, FILE_RETRY_US };
+
+		if (r->file_ev == NULL)
+			r->file_ev = evtimer_new(r->d->base, file_retry_cb, r);
+		evtimer_add(r->file_ev, &tv);
 	}
 	return 0;
 }

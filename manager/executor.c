@@ -2060,10 +2060,82 @@ helper_image_done(struct exec *e, int ok)
 	build_image_begin(e);
 }
 
+/*
+ * One helper image load per engine at a time: jobs landing together on a
+ * fresh instance wait for the first one's load instead of each sending
+ * the whole tar again (memory and the engine's time).
+ */
+struct helper_load {
+	struct helper_load *next;
+	struct docker *d;
+	struct exec *loader;
+	struct exec **waiters;
+	size_t n;
+};
+static struct helper_load *helper_loads;
+
+static struct helper_load *
+helper_load_find(struct docker *d)
+{
+	for (struct helper_load *l = helper_loads; l != NULL; l = l->next)
+		if (l->d == d)
+			return l;
+	return NULL;
+}
+
+static void helper_inspect(struct exec *e, int after_load);
+
+/* e is freed: it no longer waits; if it was loading, its load is
+ * abandoned and the waiters look again (one of them loads). */
+static void
+helper_load_forget(struct exec *e)
+{
+	for (struct helper_load **pp = &helper_loads; *pp != NULL;) {
+		struct helper_load *l = *pp;
+
+		for (size_t i = 0; i < l->n; i++)
+			if (l->waiters[i] == e)
+				l->waiters[i] = NULL;
+		if (l->loader != e) {
+			pp = &l->next;
+			continue;
+		}
+		*pp = l->next;
+		for (size_t i = 0; i < l->n; i++)
+			if (l->waiters[i] != NULL)
+				helper_inspect(l->waiters[i], 0);
+		free(l->waiters);
+		free(l);
+	}
+}
+
+/* The load for e->d ended: wake the jobs that waited for it. */
+static void
+helper_load_end(struct exec *e)
+{
+	struct helper_load *l = helper_load_find(e->d);
+
+	if (l == NULL)
+		return;
+	for (struct helper_load **pp = &helper_loads; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	for (size_t i = 0; i < l->n; i++)
+		if (l->waiters[i] != NULL)
+			helper_inspect(l->waiters[i], 1);
+	free(l->waiters);
+	free(l);
+}
+
 static void
 helper_load_cb(struct exec *e, void *data, const struct docker_result *res)
 {
 	(void)data;
+	helper_load_end(e);
 	if (res->err != 0) {
 		prepare_failed(e, "runner_system_failure", 1, "loading the "
 		    "helper image from %s: %s", e->helper_tar, res->msg);
@@ -2088,6 +2160,21 @@ helper_inspect_cb(struct exec *e, void *data, const struct docker_result *res)
 		return;
 	}
 	if (!after_load && e->helper_tar != NULL && !e->helper_configured) {
+		struct helper_load *l = helper_load_find(e->d);
+
+		if (l != NULL) {	/* another job is loading it */
+			msg(e, JOBLOG_PLAIN, "Waiting for the helper image %s "
+			    "being loaded ...", e->helper_ref);
+			l->waiters = xreallocarray(l->waiters, l->n + 1,
+			    sizeof(*l->waiters));
+			l->waiters[l->n++] = e;
+			return;
+		}
+		l = xcalloc(1, sizeof(*l));
+		l->d = e->d;
+		l->loader = e;
+		l->next = helper_loads;
+		helper_loads = l;
 		msg(e, JOBLOG_PLAIN, "Loading helper image %s from %s ...",
 		    e->helper_ref, e->helper_tar);
 		o = op_new(e, helper_load_cb, NULL);
@@ -3058,6 +3145,7 @@ exec_free(struct exec *e)
 
 	if (e == NULL)
 		return;
+	helper_load_forget(e);
 	if (e->phase < PH_FINISHED) {
 		/* Best effort: remove what was created, nobody listens. */
 		e->freeing = 1;
