@@ -7,16 +7,44 @@
 # then stops the daemon with status 0 and leaves no instance behind.
 set -u
 . "$TOP/tests/lib/e2e.sh"
-e2e_harness run_e2e 8
+e2e_harness run_e2e 13
 
 e2e_infra
 check $? "a Docker engine, the test image and the fake GitLab"
+MPORT=$(tl_free_port 127.0.0.1)
+E2E_GLOBAL_EXTRA="listen_address = \"127.0.0.1:$MPORT\"" \
 E2E_CAP=2 E2E_MAX_USE=3 E2E_MAX_INST=4 E2E_IDLE=0 E2E_IDLE_TIME=8s \
     e2e_config "$TMP/config.toml"
+# systemd's notification socket, as a Type=notify unit would have it.
+/usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", buffering=0) as f:
+    while True:
+        f.write(s.recv(4096) + b"\n")
+' "$TMP/notify.sock" "$TMP/notify.log" &
+tl_wait 10 test -S "$TMP/notify.sock"
+NOTIFY_SOCKET=$TMP/notify.sock
+export NOTIFY_SOCKET
 e2e_start
 check $? "flotilla run starts"
+unset NOTIFY_SOCKET
+tl_wait 20 grep -q "READY=1" "$TMP/notify.log"
+check $? "sd_notify: READY=1 once the runners are started"
 
 ids=$(e2e_py submit "$URL" 20 --sleep 2 --name e2e)
+e2e_py started "$URL" 120 $(echo $ids | cut -d' ' -f1)
+curl -fsS "http://127.0.0.1:$MPORT/debug/jobs/list" >"$TMP/jobs.out"
+grep -q "state=running" "$TMP/jobs.out"
+check $? "/debug/jobs/list shows running jobs"
+curl -fsS "http://127.0.0.1:$MPORT/metrics" >"$TMP/metrics.out"
+grep -q '^gitlab_runner_jobs{.*state="running"' "$TMP/metrics.out" &&
+    grep -q '^fleeting_provisioner_instances{' "$TMP/metrics.out" &&
+    grep -q '^gitlab_runner_api_request_statuses_total{.*endpoint="request_job"' "$TMP/metrics.out"
+check $? "/metrics: running jobs, fleeting_* and API request families"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/health/ready")" = 200 ]
+check $? "/health/ready answers 200 while running"
 e2e_py wait "$URL" 300 $ids >"$TMP/wait.out" 2>&1
 check $? "20 jobs reach a final state"
 e2e_py check "$URL" --expect success --max-jobs 3 --max-at-once 2 $ids \
@@ -39,4 +67,6 @@ kill -QUIT "$FL_PID"
 tl_wait 60 tl_dead "$FL_PID"
 wait "$FL_PID"
 check $? "SIGQUIT: flotilla exits with status 0"
+grep -q "STOPPING=1" "$TMP/notify.log"
+check $? "sd_notify: STOPPING=1 on SIGQUIT"
 FL_PID=
