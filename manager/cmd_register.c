@@ -39,6 +39,8 @@
 /* GitLab Runner's Panicln/Fatalln: logged at fatal level; the command
  * then cleans up and exits 1 (log_fatal would exit at once). */
 #define fail(...) log_emit(LOG_FATAL, __func__, NULL, 0, __VA_ARGS__)
+/* The same from a helper, in the name of its caller's function. */
+#define fail_in(func, ...) log_emit(LOG_FATAL, func, NULL, 0, __VA_ARGS__)
 
 static int
 is_glrt(const char *tok)
@@ -166,6 +168,16 @@ answer_cb(struct gitlab_req *req, struct gitlab_result *res, void *arg)
 	event_base_loopbreak(a->base);
 }
 
+/* a, empty, ready to take one answer on c's loop; for the callback's
+ * argument. */
+static struct answer *
+answer_begin(struct client *c, struct answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->base = c->base;
+	return a;
+}
+
 static void
 answer_wait(struct client *c, struct answer *a)
 {
@@ -187,6 +199,28 @@ client_runner(struct client *c, const struct gitlab_runner_conf *conf)
 		return NULL;
 	}
 	return r;
+}
+
+/* A GitLab call that takes nothing but the runner. */
+typedef struct gitlab_req *(*runner_op)(struct gitlab_runner *r, gitlab_cb cb,
+    void *arg);
+
+/*
+ * op for a runner made from conf, waited for: 0 with *a filled (release
+ * it), or -1 after printing why the runner could not be made.
+ */
+static int
+runner_call(struct client *c, const struct gitlab_runner_conf *conf,
+    runner_op op, struct answer *a)
+{
+	struct gitlab_runner *r = client_runner(c, conf);
+
+	if (r == NULL)
+		return -1;
+	op(r, answer_cb, answer_begin(c, a));
+	answer_wait(c, a);
+	gitlab_runner_free(r);
+	return 0;
 }
 
 /* GitLab Runner's runner.Log() fields: runner (short token), runner_name,
@@ -228,16 +262,11 @@ static int
 verify_one(struct client *c, const struct gitlab_runner_conf *conf,
     int64_t *id, char **expires)
 {
-	struct gitlab_runner *r = client_runner(c, conf);
 	struct answer a;
 	int glrt = is_glrt(conf->token), rc;
 
-	if (r == NULL)
+	if (runner_call(c, conf, gitlab_verify, &a) != 0)
 		return -1;
-	memset(&a, 0, sizeof(a));
-	a.base = c->base;
-	gitlab_verify(r, answer_cb, &a);
-	answer_wait(c, &a);
 	if (a.outcome == GITLAB_OK) {
 		runner_log(LOG_INFO, conf->token, conf->name, &a, 0, glrt ?
 		    "Verifying runner... is valid" :
@@ -263,7 +292,6 @@ verify_one(struct client *c, const struct gitlab_runner_conf *conf,
 		rc = -1;
 	}
 	answer_release(&a);
-	gitlab_runner_free(r);
 	return rc;
 }
 
@@ -274,22 +302,15 @@ verify_one(struct client *c, const struct gitlab_runner_conf *conf,
 static int
 unregister_one(struct client *c, const struct gitlab_runner_conf *conf)
 {
-	struct gitlab_runner *r = client_runner(c, conf);
 	struct answer a;
-	const char *what = is_glrt(conf->token) ?
+	int glrt = is_glrt(conf->token), rc;
+	const char *what = glrt ?
 	    "Unregistering runner manager from GitLab" :
 	    "Unregistering runner from GitLab";
-	int rc;
 
-	if (r == NULL)
+	if (runner_call(c, conf, glrt ? gitlab_unregister_manager :
+	    gitlab_unregister_runner, &a) != 0)
 		return -1;
-	memset(&a, 0, sizeof(a));
-	a.base = c->base;
-	if (is_glrt(conf->token))
-		gitlab_unregister_manager(r, answer_cb, &a);
-	else
-		gitlab_unregister_runner(r, answer_cb, &a);
-	answer_wait(c, &a);
 	if (a.outcome == GITLAB_OK) {
 		char m[128];
 
@@ -307,7 +328,6 @@ unregister_one(struct client *c, const struct gitlab_runner_conf *conf)
 		rc = -1;
 	}
 	answer_release(&a);
-	gitlab_runner_free(r);
 	return rc;
 }
 
@@ -396,6 +416,140 @@ remove_entries(const char *path, const char *text, size_t len,
 	sbuf_add(out, cur.buf, cur.len);
 	sbuf_release(&cur);
 	return 0;
+}
+
+/*
+ * What verify and unregister work on: the file as text and as loaded, a
+ * GitLab client, and a mark per runner entry to cut out.
+ */
+struct edit {
+	char *path;
+	char *text;
+	size_t len;
+	int exists;
+	struct config *cfg;
+	int *drop;		/* cfg->nrunners + 1 */
+	struct client cl;
+	int have_client;
+};
+
+/*
+ * Load the config file (it must exist when need_file) and start the
+ * client.  0, or -1 after printing why (failures in func's name);
+ * edit_release either way.
+ */
+static int
+edit_open(struct edit *e, struct cli_globals *g, int need_file,
+    const char *func)
+{
+	memset(e, 0, sizeof(*e));
+	e->path = cli_config_path(g);
+	if (read_config_text(e->path, &e->text, &e->len, &e->exists) < 0)
+		return -1;
+	if (need_file && !e->exists) {
+		fail_in(func, "%s: no such file", e->path);
+		return -1;
+	}
+	e->cfg = cli_load_config(e->path);
+	if (e->cfg == NULL)
+		return -1;
+	e->drop = xcalloc(e->cfg->nrunners + 1, sizeof(*e->drop));
+	if (client_init(&e->cl, e->path) != 0) {
+		fail_in(func, "cannot start the GitLab client");
+		return -1;
+	}
+	e->have_client = 1;
+	return 0;
+}
+
+/* The file without the entries marked in drop, checked and saved. */
+static int
+edit_save(struct edit *e)
+{
+	struct sbuf out;
+	int rc = 0;
+
+	sbuf_init(&out);
+	if (remove_entries(e->path, e->text, e->len, e->drop,
+	    e->cfg->nrunners, &out) != 0 ||
+	    save_config(e->path, out.buf, out.len) != 0)
+		rc = -1;
+	explicit_bzero(out.buf, out.len);
+	sbuf_release(&out);
+	return rc;
+}
+
+static void
+edit_release(struct edit *e)
+{
+	if (e->have_client)
+		client_release(&e->cl);
+	config_free(e->cfg);
+	free(e->drop);
+	if (e->text != NULL)
+		freezero(e->text, e->len);
+	free(e->path);
+}
+
+/* The runners verify and unregister are asked about. */
+struct pick {
+	const char *name;	/* -n */
+	const char *url;	/* -u */
+	const char *token;	/* -t; registered with log_add_secret */
+	int flag;		/* verify --delete, unregister --all-runners */
+};
+
+/*
+ * verify's and unregister's flags: -c, -n, -u, -t, -h and the long
+ * option flag_name for o->flag.  Returns -1 when parsed, else the exit
+ * code (0 after --help, 2 after printing cmd's usage).
+ */
+static int
+pick_parse(const struct cli_command *cmd, const char *flag_name,
+    struct cli_globals *g, int argc, char **argv, struct pick *o)
+{
+	const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "url", required_argument, NULL, 'u' },
+		{ "token", required_argument, NULL, 't' },
+		{ flag_name, no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:n:u:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			g->config = optarg;
+			break;
+		case 'n':
+			o->name = optarg;
+			break;
+		case 'u':
+			o->url = optarg;
+			break;
+		case 't':
+			o->token = optarg;
+			log_add_secret(o->token);
+			break;
+		case 'f':
+			o->flag = 1;
+			break;
+		case 'h':
+			cli_command_usage(cmd, stdout);
+			return 0;
+		default:
+			cli_command_usage(cmd, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		cli_command_usage(cmd, stderr);
+		return 2;
+	}
+	return -1;
 }
 
 /* ---- register ---- */
@@ -719,6 +873,22 @@ docker_volumes(const struct toml_table *tmpl)
 	return (const char **)out;
 }
 
+/* The runner being registered, with token, as the client takes it. */
+static void
+reg_runner_conf(struct gitlab_runner_conf *conf, const struct reg *o,
+    const char *token, const char *system_id)
+{
+	memset(conf, 0, sizeof(*conf));
+	conf->name = o->name;
+	conf->url = o->url;
+	conf->token = token;
+	conf->tls_ca_file = o->tls_ca_file;
+	conf->tls_cert_file = o->tls_cert_file;
+	conf->tls_key_file = o->tls_key_file;
+	conf->executor = o->executor;
+	conf->system_id = system_id;
+}
+
 static int
 register_run(struct cli_globals *g, int argc, char **argv)
 {
@@ -900,16 +1070,7 @@ register_run(struct cli_globals *g, int argc, char **argv)
 	{
 		struct gitlab_runner_conf conf;
 
-		memset(&conf, 0, sizeof(conf));
-		conf.name = o.name;
-		conf.url = o.url;
-		conf.token = token;
-		conf.tls_ca_file = o.tls_ca_file;
-		conf.tls_cert_file = o.tls_cert_file;
-		conf.tls_key_file = o.tls_key_file;
-		conf.executor = o.executor;
-		conf.system_id = cl.system_id;
-
+		reg_runner_conf(&conf, &o, token, cl.system_id);
 		if (o.token != NULL && !is_glrt(o.token)) {
 			log_info("Token specified trying to verify runner...");
 			log_warn("If you want to register use the '-r' instead "
@@ -951,9 +1112,8 @@ register_run(struct cli_globals *g, int argc, char **argv)
 			    "For more information, see "
 			    "https://docs.gitlab.com/ci/runners/"
 			    "new_creation_workflow/");
-			memset(&a, 0, sizeof(a));
-			a.base = cl.base;
-			gitlab_register_runner(r, &p, answer_cb, &a);
+			gitlab_register_runner(r, &p, answer_cb,
+			    answer_begin(&cl, &a));
 			answer_wait(&cl, &a);
 			if (a.outcome == GITLAB_OK) {
 				runner_log(LOG_INFO, token, o.name, &a, 0,
@@ -991,15 +1151,7 @@ register_run(struct cli_globals *g, int argc, char **argv)
 		if (registered && !o.leave_runner) {
 			struct gitlab_runner_conf conf;
 
-			memset(&conf, 0, sizeof(conf));
-			conf.name = o.name;
-			conf.url = o.url;
-			conf.token = new_token;
-			conf.tls_ca_file = o.tls_ca_file;
-			conf.tls_cert_file = o.tls_cert_file;
-			conf.tls_key_file = o.tls_key_file;
-			conf.executor = o.executor;
-			conf.system_id = cl.system_id;
+			reg_runner_conf(&conf, &o, new_token, cl.system_id);
 			unregister_one(&cl, &conf);
 		}
 		goto out;
@@ -1106,74 +1258,25 @@ const struct cli_command cmd_register = {
 static int
 verify_run(struct cli_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "url", required_argument, NULL, 'u' },
-		{ "token", required_argument, NULL, 't' },
-		{ "delete", no_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *name = NULL, *url = NULL, *tok = NULL;
-	int del = 0, c, rc = 1, selector;
+	struct pick p = { NULL, NULL, NULL, 0 };
+	const char *name, *url, *tok;
+	int del, rc = 1, selector;
 	size_t nverified = 0, nremoved = 0, nfailed = 0;
-	struct config *cfg = NULL;
-	char *path = NULL, *text = NULL;
-	size_t len;
-	int *drop = NULL, exists;
-	struct client cl;
-	int have_client = 0;
+	struct edit e;
 
-	while ((c = getopt_long(argc, argv, "c:n:u:t:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			g->config = optarg;
-			break;
-		case 'n':
-			name = optarg;
-			break;
-		case 'u':
-			url = optarg;
-			break;
-		case 't':
-			tok = optarg;
-			log_add_secret(tok);
-			break;
-		case 'd':
-			del = 1;
-			break;
-		case 'h':
-			cli_command_usage(&cmd_verify, stdout);
-			return 0;
-		default:
-			cli_command_usage(&cmd_verify, stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		cli_command_usage(&cmd_verify, stderr);
-		return 2;
-	}
+	rc = pick_parse(&cmd_verify, "delete", g, argc, argv, &p);
+	if (rc >= 0)
+		return rc;
+	rc = 1;
+	name = p.name;
+	url = p.url;
+	tok = p.token;
+	del = p.flag;
 	selector = name != NULL || url != NULL || tok != NULL;
-	path = cli_config_path(g);
-	if (read_config_text(path, &text, &len, &exists) < 0)
+	if (edit_open(&e, g, 1, __func__) != 0)
 		goto out;
-	if (!exists) {
-		fail("%s: no such file", path);
-		goto out;
-	}
-	cfg = cli_load_config(path);
-	if (cfg == NULL)
-		goto out;
-	if (client_init(&cl, path) != 0) {
-		fail("cannot start the GitLab client");
-		goto out;
-	}
-	have_client = 1;
-	drop = xcalloc(cfg->nrunners + 1, sizeof(*drop));
-	for (size_t i = 0; i < cfg->nrunners; i++) {
-		const struct config_runner *r = &cfg->runners[i];
+	for (size_t i = 0; i < e.cfg->nrunners; i++) {
+		const struct config_runner *r = &e.cfg->runners[i];
 		struct gitlab_runner_conf conf;
 		int v;
 
@@ -1186,10 +1289,10 @@ verify_run(struct cli_globals *g, int argc, char **argv)
 		    strcmp(r->url, "*") == 0 || strcmp(url, r->url) == 0)))
 			continue;
 		nverified++;
-		gitlab_runner_conf_from_config(&conf, r, cl.system_id);
-		v = verify_one(&cl, &conf, NULL, NULL);
+		gitlab_runner_conf_from_config(&conf, r, e.cl.system_id);
+		v = verify_one(&e.cl, &conf, NULL, NULL);
 		if (v == 1) {
-			drop[i] = 1;
+			e.drop[i] = 1;
 			nremoved++;
 		} else if (v < 0) {
 			nfailed++;
@@ -1204,30 +1307,15 @@ verify_run(struct cli_globals *g, int argc, char **argv)
 		goto out;
 	}
 	if (nremoved > 0) {
-		struct sbuf out;
-
-		sbuf_init(&out);
-		if (remove_entries(path, text, len, drop, cfg->nrunners,
-		    &out) != 0 || save_config(path, out.buf, out.len) != 0) {
-			explicit_bzero(out.buf, out.len);
-			sbuf_release(&out);
+		if (edit_save(&e) != 0)
 			goto out;
-		}
-		explicit_bzero(out.buf, out.len);
-		sbuf_release(&out);
-		log_info("Updated %s", path);
+		log_info("Updated %s", e.path);
 	}
 	/* GitLab Runner exits 0 when a runner could not be reached; a
 	 * script deserves to know. */
 	rc = nfailed > 0 ? 1 : 0;
 out:
-	if (have_client)
-		client_release(&cl);
-	config_free(cfg);
-	free(drop);
-	if (text != NULL)
-		freezero(text, len);
-	free(path);
+	edit_release(&e);
 	return rc;
 }
 
@@ -1248,54 +1336,20 @@ const struct cli_command cmd_verify = {
 static int
 unregister_run(struct cli_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "url", required_argument, NULL, 'u' },
-		{ "token", required_argument, NULL, 't' },
-		{ "all-runners", no_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *name = NULL, *tok = env("CI_SERVER_TOKEN");
-	int all = 0, c, rc = 1, exists, changed = 0, failed = 0;
-	struct config *cfg = NULL;
-	char *path = NULL, *text = NULL;
-	size_t len;
-	int *drop = NULL;
-	struct client cl;
-	int have_client = 0;
+	struct pick p = { NULL, NULL, env("CI_SERVER_TOKEN"), 0 };
+	const char *name, *tok;
+	int all, rc, changed = 0, failed = 0;
+	struct edit e;
 
-	while ((c = getopt_long(argc, argv, "c:n:u:t:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			g->config = optarg;
-			break;
-		case 'n':
-			name = optarg;
-			break;
-		case 'u':
-			/* GitLab Runner takes it, and finds the runner by
-			 * its token alone. */
-			break;
-		case 't':
-			tok = optarg;
-			break;
-		case 'a':
-			all = 1;
-			break;
-		case 'h':
-			cli_command_usage(&cmd_unregister, stdout);
-			return 0;
-		default:
-			cli_command_usage(&cmd_unregister, stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		cli_command_usage(&cmd_unregister, stderr);
-		return 2;
-	}
+	/* -u: GitLab Runner takes it, and finds the runner by its token
+	 * alone. */
+	rc = pick_parse(&cmd_unregister, "all-runners", g, argc, argv, &p);
+	if (rc >= 0)
+		return rc;
+	rc = 1;
+	name = p.name;
+	tok = p.token;
+	all = p.flag;
 	if (tok != NULL)
 		log_add_secret(tok);
 	if (!all && name == NULL && tok == NULL) {
@@ -1303,32 +1357,22 @@ unregister_run(struct cli_globals *g, int argc, char **argv)
 		    "or --token must be specified");
 		return 1;
 	}
-	path = cli_config_path(g);
-	if (read_config_text(path, &text, &len, &exists) < 0)
+	if (edit_open(&e, g, 0, __func__) != 0)
 		goto out;
-	cfg = cli_load_config(path);
-	if (cfg == NULL)
-		goto out;
-	drop = xcalloc(cfg->nrunners + 1, sizeof(*drop));
-	if (client_init(&cl, path) != 0) {
-		fail("cannot start the GitLab client");
-		goto out;
-	}
-	have_client = 1;
 	if (all) {
 		log_warn("Unregistering all runners");
-		for (size_t i = 0; i < cfg->nrunners; i++) {
+		for (size_t i = 0; i < e.cfg->nrunners; i++) {
+			const struct config_runner *r = &e.cfg->runners[i];
 			struct gitlab_runner_conf conf;
 
-			gitlab_runner_conf_from_config(&conf, &cfg->runners[i],
-			    cl.system_id);
-			if (unregister_one(&cl, &conf) == 0) {
-				drop[i] = 1;
+			gitlab_runner_conf_from_config(&conf, r,
+			    e.cl.system_id);
+			if (unregister_one(&e.cl, &conf) == 0) {
+				e.drop[i] = 1;
 				changed = 1;
 			} else {
 				log_error("Failed to unregister runner \"%s\"",
-				    cfg->runners[i].name ? cfg->runners[i].name :
-				    "");
+				    r->name ? r->name : "");
 				failed = 1;
 			}
 		}
@@ -1336,8 +1380,9 @@ unregister_run(struct cli_globals *g, int argc, char **argv)
 		const struct config_runner *found = NULL;
 		struct gitlab_runner_conf conf;
 
-		for (size_t i = 0; i < cfg->nrunners && found == NULL; i++) {
-			const struct config_runner *r = &cfg->runners[i];
+		for (size_t i = 0; i < e.cfg->nrunners && found == NULL;
+		    i++) {
+			const struct config_runner *r = &e.cfg->runners[i];
 
 			if (name != NULL && (r->name == NULL ||
 			    strcmp(r->name, name) != 0))
@@ -1355,47 +1400,32 @@ unregister_run(struct cli_globals *g, int argc, char **argv)
 			    name != NULL ? name : log_short_token(tok, sb));
 			goto out;
 		}
-		gitlab_runner_conf_from_config(&conf, found, cl.system_id);
-		if (unregister_one(&cl, &conf) != 0) {
+		gitlab_runner_conf_from_config(&conf, found, e.cl.system_id);
+		if (unregister_one(&e.cl, &conf) != 0) {
 			fail("failed to unregister runner: failed to "
 			    "unregister runner \"%s\"", found->name ?
 			    found->name : "");
 			goto out;
 		}
 		/* Every entry with the same credentials goes. */
-		for (size_t i = 0; i < cfg->nrunners; i++) {
-			const struct config_runner *r = &cfg->runners[i];
+		for (size_t i = 0; i < e.cfg->nrunners; i++) {
+			const struct config_runner *r = &e.cfg->runners[i];
 
 			if (strcmp(r->token, found->token) == 0 &&
 			    strcmp(r->url, found->url) == 0) {
-				drop[i] = 1;
+				e.drop[i] = 1;
 				changed = 1;
 			}
 		}
 	}
 	if (changed) {
-		struct sbuf out;
-
-		sbuf_init(&out);
-		if (remove_entries(path, text, len, drop, cfg->nrunners,
-		    &out) != 0 || save_config(path, out.buf, out.len) != 0) {
-			explicit_bzero(out.buf, out.len);
-			sbuf_release(&out);
+		if (edit_save(&e) != 0)
 			goto out;
-		}
-		explicit_bzero(out.buf, out.len);
-		sbuf_release(&out);
-		log_info("Updated %s", path);
+		log_info("Updated %s", e.path);
 	}
 	rc = failed ? 1 : 0;
 out:
-	if (have_client)
-		client_release(&cl);
-	config_free(cfg);
-	free(drop);
-	if (text != NULL)
-		freezero(text, len);
-	free(path);
+	edit_release(&e);
 	return rc;
 }
 

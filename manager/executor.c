@@ -660,26 +660,28 @@ build_labels(struct exec *e)
 	}
 }
 
+/* A JSON array of n strings. */
 static json_t *
-strlist_json(const struct strlist *l)
+strs_json(char *const *v, size_t n)
 {
 	json_t *a = json_array();
 	size_t i;
 
-	for (i = 0; i < l->n; i++)
-		json_array_append_new(a, json_string(l->v[i]));
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
 	return a;
+}
+
+static json_t *
+strlist_json(const struct strlist *l)
+{
+	return strs_json(l->v, l->n);
 }
 
 static json_t *
 strv_json(const struct gitlab_strv *l)
 {
-	json_t *a = json_array();
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		json_array_append_new(a, json_string(l->v[i]));
-	return a;
+	return strs_json(l->v, l->n);
 }
 
 static json_t *

@@ -1137,33 +1137,39 @@ static void w_notice(struct jsb *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void w_warning(struct jsb *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+static void w_vcolored(struct jsb *b, const char *color, const char *fmt,
+    va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* w_colored with the text formatted. */
+static void
+w_vcolored(struct jsb *b, const char *color, const char *fmt, va_list ap)
+{
+	struct sbuf sb;
+
+	sbuf_init(&sb);
+	sbuf_vaddf(&sb, fmt, ap);
+	w_colored(b, color, sb.buf);
+	sbuf_release(&sb);
+}
 
 static void
 w_notice(struct jsb *b, const char *fmt, ...)
 {
 	va_list ap;
-	struct sbuf sb;
 
-	sbuf_init(&sb);
 	va_start(ap, fmt);
-	sbuf_vaddf(&sb, fmt, ap);
+	w_vcolored(b, C_NOTICE, fmt, ap);
 	va_end(ap);
-	w_colored(b, C_NOTICE, sb.buf);
-	sbuf_release(&sb);
 }
 
 static void
 w_warning(struct jsb *b, const char *fmt, ...)
 {
 	va_list ap;
-	struct sbuf sb;
 
-	sbuf_init(&sb);
 	va_start(ap, fmt);
-	sbuf_vaddf(&sb, fmt, ap);
+	w_vcolored(b, C_WARNING, fmt, ap);
 	va_end(ap);
-	w_colored(b, C_WARNING, sb.buf);
-	sbuf_release(&sb);
 }
 
 static void

@@ -3,7 +3,7 @@
 # `make helper-image`) in a real, private dockerd: it loads with
 # `docker load`, and containers of it (host network) run flotilla-helper
 # --version; clone a repository over HTTP with the job token (git
-# http-backend behind tests/fakes/git_http.py, GitLab's basic auth);
+# http-backend behind tests/fakes/fake_git_http.py, GitLab's basic auth);
 # upload artifacts to tests/fakes/fake_gitlab.py and download them in
 # another container, byte for byte; the upload's retry rules (403 final,
 # 503 retried, a second archive refused); cache-archiver then
@@ -17,7 +17,7 @@ VERSION=$(cat "$TOP/VERSION")
 TAR=${HELPER_TAR:-$BUILD/helper/flotilla-helper-$VERSION.tar}
 IMG=flotilla-helper:$VERSION
 FAKE=$TOP/tests/fakes/fake_gitlab.py
-GITHTTP=$TOP/tests/fakes/git_http.py
+GITHTTP=$TOP/tests/fakes/fake_git_http.py
 TMP=$(mktemp -d)
 DK=$TMP/docker
 mkdir -p "$DK" "$TMP/fake" "$TMP/git"
@@ -118,7 +118,8 @@ export JOB_TOKEN
 	git clone -q --bare src repos/group/project.git
 ) >"$TMP/out" 2>&1 || bail "making the test repository failed"
 SHA=$(git -C "$TMP/git/src" rev-parse HEAD)
-GIT_HTTP_TOKEN=$JOB_TOKEN "$TL_PYTHON" "$GITHTTP" --root "$TMP/git/repos" \
+echo "$JOB_TOKEN" >"$TMP/git/tokens"
+"$TL_PYTHON" "$GITHTTP" --root "$TMP/git/repos" --tokens "$TMP/git/tokens" \
     --port-file "$TMP/git/port" --log "$TMP/git/git_http.log" >"$TMP/git/server.log" 2>&1 &
 PIDS="$PIDS $!"
 tl_wait 10 test -s "$TMP/git/port" || bail "git_http did not start"

@@ -2,8 +2,8 @@
 # The stage scripts of manager/jobscript.c run for real with busybox sh
 # (build/tests/jobscript_gen prints them): get_sources clones a repository
 # (with a submodule given by a relative URL) served over HTTP by git
-# http-backend behind a small Python server on 127.0.0.1 that demands the
-# job token (basic auth gitlab-ci-token:<token>); the token must never
+# http-backend behind tests/fakes/fake_git_http.py on 127.0.0.1 that
+# demands the job token (basic auth gitlab-ci-token:<token>); the token must never
 # land in .git/config, a wrong token must fail the stage; fetch re-uses
 # the clone; a cache written by archive_cache and read back by
 # restore_cache with the real flotilla-helper (when built); step_script
@@ -67,58 +67,11 @@ mkdir -p "$HOME" "$TMP/srv/grp"
 ) >"$TMP/setup.log" 2>&1 || { echo "# setup failed"; show "$TMP/setup.log"; exit 1; }
 SHA1=$(cat "$TMP/sha1")
 
-# git http-backend as CGI behind a tiny server that wants the job token.
-cat >"$TMP/githttp.py" <<'EOF'
-import base64, http.server, os, subprocess, sys
-root, token, portfile, log = sys.argv[1:5]
-want = "Basic " + base64.b64encode(("gitlab-ci-token:" + token).encode()).decode()
-class H(http.server.BaseHTTPRequestHandler):
-    def log_message(self, fmt, *a):
-        with open(log, "a") as f:
-            f.write("%s %s auth=%s\n" % (self.command, self.path,
-                    "yes" if self.headers.get("Authorization") == want else "no"))
-    def handle_one(self):
-        if self.headers.get("Authorization") != want:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="git"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        path, _, query = self.path.partition("?")
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL="1",
-                   PATH_INFO=path, QUERY_STRING=query, REQUEST_METHOD=self.command,
-                   CONTENT_TYPE=self.headers.get("Content-Type", ""),
-                   CONTENT_LENGTH=str(len(body)), REMOTE_USER="gitlab-ci-token",
-                   REMOTE_ADDR="127.0.0.1", GATEWAY_INTERFACE="CGI/1.1",
-                   HTTP_CONTENT_ENCODING=self.headers.get("Content-Encoding", ""),
-                   HTTP_GIT_PROTOCOL=self.headers.get("Git-Protocol", ""))
-        out = subprocess.run(["git", "http-backend"], input=body, env=env,
-                             capture_output=True).stdout
-        head, _, data = out.partition(b"\r\n\r\n")
-        status, headers = 200, []
-        for line in head.split(b"\r\n"):
-            k, _, v = line.decode().partition(":")
-            if k.lower() == "status":
-                status = int(v.strip().split()[0])
-            elif k:
-                headers.append((k, v.strip()))
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-    do_GET = do_POST = handle_one
-s = http.server.HTTPServer(("127.0.0.1", 0), H)
-with open(portfile + ".tmp", "w") as f:
-    f.write(str(s.server_address[1]))
-os.rename(portfile + ".tmp", portfile)
-s.serve_forever()
-EOF
-"$TL_PYTHON" "$TMP/githttp.py" "$TMP/srv" "$TOKEN" "$TMP/port" \
-    "$TMP/http.log" >"$TMP/server.log" 2>&1 &
+# git http-backend behind the fake that wants the job token.
+echo "$TOKEN" >"$TMP/tokens"
+"$TL_PYTHON" "$TOP/tests/fakes/fake_git_http.py" --root "$TMP/srv" \
+    --tokens "$TMP/tokens" --port-file "$TMP/port" --log "$TMP/http.log" \
+    >"$TMP/server.log" 2>&1 &
 SRVPID=$!
 if ! tl_wait 10 test -s "$TMP/port"; then
 	echo "# git server did not start"; show "$TMP/server.log"; exit 1
@@ -179,7 +132,6 @@ grep -q "Checking out $(echo "$SHA1" | cut -c1-8) as detached HEAD (ref is main)
     "$TMP/get_sources.out" && grep -q "Initialized empty Git repository" \
     "$TMP/get_sources.out"
 check $? "GitLab's messages in the output"
-grep -q "auth=no" "$TMP/http.log" || true
 ! grep -q "$TOKEN" "$TMP/get_sources.out"
 check $? "the token is not in the output"
 
