@@ -450,7 +450,7 @@ penv AWS_ACCESS_KEY_ID="$AKID" AWS_SECRET_ACCESS_KEY="$SECRET" \
     "update?" stop >"$TMP/errors.out" 2>"$TMP/errors.err"
 rc=$?
 sed 's/^/# /' "$TMP/errors.out"
-rej=$(fake GET counts | js "d['rejected']")
+rej=$(fake GET counts | js "json.dumps(d['rejected'])")
 echo "# rejected: $rej"
 [ $rc -eq 0 ] && [ "$(grep -c '^instances 1 ' "$TMP/errors.out")" -eq 1 ] &&
     grep -q '^connect id=i-' "$TMP/errors.out" &&
