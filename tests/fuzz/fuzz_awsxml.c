@@ -51,7 +51,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memset(&keys, 0, sizeof(keys));
 	(void)aws_xml_sts_credentials(x, size, &keys, err, sizeof(err));
-	explicit_bzero(&keys, sizeof(keys));
+	aws_keys_release(&keys);
 	code[0] = msg[0] = 'x';
 	if (aws_xml_error(x, size, code, sizeof(code), msg, sizeof(msg)) == 0 &&
 	    (memchr(code, '\0', sizeof(code)) == NULL ||
