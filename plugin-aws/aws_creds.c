@@ -787,11 +787,16 @@ aws_creds_new(struct aws_http *http, const struct aws_creds_opts *o,
 	rc = aws_ini_load(cred, c->profile, false, &prof, err, errlen);
 	if (rc == 0)
 		rc = aws_ini_load(cfg, c->profile, true, &prof, err, errlen);
-	if (rc == 0 && explicit_profile && !prof.found) {
-		(void)snprintf(err, errlen, "profile %s: not found in %s nor %s",
-		    c->profile, cred, cfg);
-		rc = FL_ERR_NOTFOUND;
-	}
+	/*
+	 * aws-sdk-go-v2 (loadSharedConfigIgnoreNotExist) ignores a profile
+	 * that neither file has, even one named explicitly: the chain goes
+	 * on to the instance metadata.  The seed document's example names
+	 * profile "default" and files a runner on EC2 with an instance role
+	 * does not have, so refusing here would break it.  Say so, though.
+	 */
+	if (rc == 0 && explicit_profile && !prof.found)
+		log_info("profile %s is in neither %s nor %s: ignored, as the "
+		    "AWS SDK does", c->profile, cred, cfg);
 	free(cred);
 	free(cfg);
 

@@ -307,11 +307,13 @@ test_chain_files(void **state)
 	expect_keys(c, "AKIACI", "cisecret", NULL);
 	aws_creds_free(c);
 
-	/* a profile named explicitly must exist */
+	/* a profile neither file has is ignored, as by aws-sdk-go-v2: the
+	 * chain goes on to IMDS (turned off here) */
 	o.profile = "ghost";
 	c = new_creds(&o, err, sizeof(err));
 	assert_null(c);
-	assert_non_null(strstr(err, "profile ghost: not found"));
+	assert_non_null(strstr(err, "no AWS credentials"));
+	assert_non_null(strstr(err, "profile ghost"));
 	free(cred);
 	free(cfg);
 }
@@ -505,7 +507,13 @@ test_imds(void **state)
 		NULL,				/* credentials 2 */
 	};
 	struct canned *srv;
-	struct aws_creds_opts o = { .region = "eu-west-1" };
+	/* The seed document's plugin_config on an EC2 host with a role:
+	 * profile "default" pinned, its files absent.  The environment's
+	 * keys are not used (the profile pins the chain), IMDS is. */
+	struct aws_creds_opts o = { .region = "eu-west-1",
+	    .profile = "default",
+	    .credentials_file = "/nonexistent/.aws/credentials",
+	    .config_file = "/nonexistent/.aws/config" };
 	struct aws_creds *c;
 	char err[256], *url;
 
@@ -516,7 +524,11 @@ test_imds(void **state)
 	url = canned_url(srv);
 	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url, 1);
 	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
 	c = new_creds(&o, err, sizeof(err));
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
 	assert_non_null(c);
 	assert_int_equal(aws_creds_source(c), AWS_CREDS_IMDS);
 	expect_keys(c, "ASIAIMDS1", "imdssecret1", "imdstoken1");
