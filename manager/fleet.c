@@ -1079,6 +1079,9 @@ apply(struct fleet *f, int64_t now, struct scaler_actions *act)
 				{ "subsystem", "taskscaler" } };
 
 			log_infof(fl, 3, "removing instance");
+			if (f->hooks.on_removing != NULL)
+				f->hooks.on_removing(f->hooks.arg, f,
+				    act->decrease[i].id);
 			f->dec_queued[f->ndec_queued++] =
 			    xstrdup(act->decrease[i].id);
 		}

@@ -107,6 +107,10 @@ struct fleet_hooks {
 	    const char *instance, int slot);
 	/* An instance vanished without being asked to (logged already). */
 	void (*on_lost)(void *arg, struct fleet *f, const char *instance);
+	/* The fleet is about to ask the plugin to delete an instance (used
+	 * up, idle, unhealthy): close what is connected to it first, so its
+	 * going away is not mistaken for a lost connection. */
+	void (*on_removing)(void *arg, struct fleet *f, const char *instance);
 	/* A ready check ended (ok 0: the instance is being removed;
 	 * reason says why). */
 	void (*on_ready_check)(void *arg, struct fleet *f, const char *instance,

@@ -752,8 +752,9 @@ cancel_requests(struct rrunner *rr)
 
 /* --------------------------------------------------------------- runners */
 
+/* An instance lost, or being removed: its pooled connection goes. */
 static void
-fleet_lost(void *arg, struct fleet *f, const char *instance)
+fleet_gone(void *arg, struct fleet *f, const char *instance)
 {
 	struct rrunner *rr = arg;
 
@@ -796,7 +797,8 @@ runner_new(struct run *r, const struct config_runner *rc, char *err,
 	}
 	memset(&h, 0, sizeof(h));
 	h.arg = rr;
-	h.on_lost = fleet_lost;
+	h.on_lost = fleet_gone;
+	h.on_removing = fleet_gone;
 	h.on_plugin_failed = fleet_failed;
 	h.config_path = r->config_path;
 	rr->fleet = fleet_new(r->base, rc, &h, err, errlen);

@@ -31,7 +31,8 @@ static char fake[PATH_MAX];
 
 static struct config *cfg;
 static struct fleet *fl;
-static int stopped, nlost, ngrant_hook, stop_in_hook;
+static int stopped, nlost, ngrant_hook, stop_in_hook, nremoving;
+static char removing_id[64];
 static int acq_ev[3];
 static int ci_calls, ci_rc;
 static char ci_user[64];
@@ -80,6 +81,7 @@ nstate(enum scaler_istate st)
 static int two_ready(void) { return nstate(SCALER_READY) == 2; }
 static int one_ready(void) { return nstate(SCALER_READY) == 1; }
 static int is_stopped(void) { return stopped; }
+static int removing_told(void) { return nremoving > 0; }
 static int ci_done(void) { return ci_calls > 0; }
 static int timed_out(void) { return acq_ev[FLEET_ACQ_TIMED_OUT] > 0; }
 
@@ -98,6 +100,17 @@ hook_lost(void *arg, struct fleet *f, const char *instance)
 	(void)f;
 	(void)instance;
 	nlost++;
+}
+
+static void
+hook_removing(void *arg, struct fleet *f, const char *instance)
+{
+	(void)arg;
+	(void)f;
+	nremoving++;
+	snprintf(removing_id, sizeof(removing_id), "%s", instance);
+	/* Told before the plugin is asked: the instance is still listed. */
+	assert_true(nstate(SCALER_READY) + nstate(SCALER_REMOVING) >= 1);
 }
 
 static void
@@ -167,13 +180,15 @@ start_fleet(const char *extra_autoscaler, const char *policy)
 	free(text);
 	assert_int_equal(rc, 0);
 	h.on_lost = hook_lost;
+	h.on_removing = hook_removing;
 	h.on_granted = hook_granted;
 	fl = fleet_new(base, &cfg->runners[0], &h, err, sizeof(err));
 	if (fl == NULL)
 		print_message("fleet_new: %s\n", err);
 	assert_non_null(fl);
 	assert_int_equal(fleet_start(fl, err, sizeof(err)), 0);
-	stopped = nlost = ngrant_hook = 0;
+	stopped = nlost = ngrant_hook = nremoving = 0;
+	removing_id[0] = '\0';
 	memset(acq_ev, 0, sizeof(acq_ev));
 	ci_calls = 0;
 	ci_user[0] = '\0';
@@ -366,6 +381,33 @@ teardown(void **state)
 	return 0;
 }
 
+/* max_use_count 1: the instance a job used is removed, and the owner is
+ * told before the plugin is asked (to close its connection quietly). */
+static void
+test_used_up_removing_hook(void **state)
+{
+	struct scaler_instance_info in;
+	char used[64];
+	scaler_key k;
+
+	(void)state;
+	start_fleet("    max_use_count = 1\n",
+	    "      idle_count = 1\n      idle_time = \"1m\"\n");
+	assert_int_equal(loop_until(one_ready, 8000), 0);
+	assert_int_equal(scaler_instance_at(fleet_scaler(fl), 0, &in), 0);
+	snprintf(used, sizeof(used), "%s", in.id);
+	assert_int_equal(fleet_reserve(fl, &k), 0);
+	assert_int_equal(fleet_acquire(fl, k, acq_cb, NULL), 0);
+	loop_until(NULL, 100);
+	assert_int_equal(acq_ev[FLEET_ACQ_GRANTED], 1);
+	assert_int_equal(nremoving, 0);
+	assert_int_equal(fleet_release(fl, k), 0);
+	assert_int_equal(loop_until(removing_told, 5000), 0);
+	assert_string_equal(removing_id, used);
+	assert_int_equal(nlost, 0);
+	stop_fleet(1);
+}
+
 int
 main(void)
 {
@@ -374,6 +416,7 @@ main(void)
 		cmocka_unit_test(test_stop_times_out_pending),
 		cmocka_unit_test(test_restart_reconciles),
 		cmocka_unit_test(test_stop_from_hook),
+		cmocka_unit_test(test_used_up_removing_hook),
 	};
 
 	/* TEST_FILTER=test_idle_and_grant: run only the matching tests. */
