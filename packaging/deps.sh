@@ -10,7 +10,7 @@ libssh2-1-dev libssl-dev libxml2-dev libarchive-dev
 libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
 tzdata python3 python3-grpcio python3-grpc-tools ca-certificates
 docker.io openssh-server openssh-client busybox-static git iproute2 procps
-curl"
+curl docker-registry"
 
 missing=""
 for p in $PKGS; do
@@ -38,7 +38,8 @@ export DEBIAN_FRONTEND=noninteractive
 # shared containerd) and 0.0.0.0:22 (no sshd of ours could listen on
 # 127.0.0.N:22).  So: forbid service starts for the time of the install with
 # a policy-rc.d (unless the machine already has one), then stop whatever
-# started anyway.
+# started anyway.  docker-registry (Docker's distribution registry) is a
+# local mirror for the tests' pulls; it too is only ever started by them.
 policy=/usr/sbin/policy-rc.d
 ownpolicy=0
 if [ ! -e "$policy" ]; then
@@ -83,6 +84,15 @@ case " $missing " in
 	else
 		[ -x /etc/init.d/ssh ] && { /etc/init.d/ssh stop >/dev/null 2>&1 || true; }
 		stop_pidfile /run/sshd.pid sshd
+	fi
+	;;
+esac
+case " $missing " in
+*" docker-registry "*)
+	if [ $systemd -eq 1 ]; then
+		systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+	else
+		[ -x /etc/init.d/docker-registry ] && { /etc/init.d/docker-registry stop >/dev/null 2>&1 || true; }
 	fi
 	;;
 esac

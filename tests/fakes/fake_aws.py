@@ -154,7 +154,8 @@ in.  Each instance has an address from --addrs (privateIpAddress =
 ipAddress = 127.x.y.z) and, unless sshd is off for its group, a real
 `/usr/sbin/sshd -D` on ADDR:PORT (PORT 22 when ADDR:22 can be bound, else
 a free one; --ssh-port N forces N) with its own host key, running as the
-current user, AuthorizedKeysFile DIR/i/ID/keys/%u (the launch key for
+current user, AuthorizedKeysFile DIR/i/ID/keys/%u (owned by that OS
+user when it exists and the fake runs as root; the launch key for
 --launch-user, plus Instance Connect keys while they last), TCP and
 stream-local forwarding allowed.
 
@@ -223,6 +224,7 @@ import hmac
 import ipaddress
 import json
 import os
+import pwd
 import re
 import secrets
 import signal
@@ -600,7 +602,21 @@ def write_keys(inst):
         with open(tmp, "w") as f:
             f.write("\n".join(keys) + "\n")
         os.chmod(tmp, 0o600)
+        chown_to_user(tmp, user)
         os.rename(tmp, os.path.join(kdir, user))
+
+
+def chown_to_user(path, user):
+    """Give PATH to the OS user USER when running as root and USER exists:
+    sshd reads a user's authorized keys with that user's rights, as on a
+    real instance where ~ec2-user/.ssh/authorized_keys is ec2-user's."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return
+    os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
 def sshd_config(inst, port):

@@ -45,13 +45,7 @@ grep -q '^gitlab_runner_jobs{.*state="running"' "$TMP/metrics.out" &&
 check $? "/metrics: running jobs, fleeting_* and API request families"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/health/ready")" = 200 ]
 check $? "/health/ready answers 200 while running"
-e2e_py wait "$URL" 300 $ids >"$TMP/wait.out" 2>&1
-check $? "20 jobs reach a final state"
-e2e_py check "$URL" --expect success --max-jobs 3 --max-at-once 2 $ids \
-    >"$TMP/check.out" 2>&1
-rc=$?
-sed 's/^/# /' "$TMP/check.out"
-check $rc "every job succeeded; traces match; instances ran <= 3 jobs, <= 2 at once"
+e2e_jobs_ok 3 2 "every job succeeded; traces match; instances ran <= 3 jobs, <= 2 at once" $ids
 
 v=$(curl -fsS "$URL/__fake/violations")
 [ "$v" = "[]" ]

@@ -4,7 +4,9 @@
 # machine and can be stopped and deleted without touching anything else.
 # No bridge, no iptables, no userland proxy: job containers use the host's
 # network (network_mode = "host"), and there is no registry, so test images
-# are made locally with docker_test_image.
+# are made locally with docker_test_image (a test that needs pulls serves
+# them from a local docker-registry set as the engine's mirror through
+# DOCKERD_JSON_EXTRA: tests/integration/run_aws.sh).
 #
 # POSIX sh; needs TOP (the repository root).  Source it:
 #   . "$TOP/tests/lib/dockerd.sh"
@@ -136,7 +138,10 @@ _dockerd_start_engine() {
 	"$DOCKERD" --help 2>&1 | grep -q -- '--ip6tables' && _de_ip6=--ip6tables=false
 	# Our own config file (not /etc/docker/daemon.json); it moves the
 	# engine's trust key from /etc/docker/key.json into DIR.
-	printf '{"deprecated-key-path": "%s"}\n' "$1/key.json" >"$1/daemon.json"
+	# DOCKERD_JSON_EXTRA: more members for it, such as
+	# '"registry-mirrors": ["http://127.0.0.1:5000"]'.
+	printf '{"deprecated-key-path": "%s"%s}\n' "$1/key.json" \
+	    "${DOCKERD_JSON_EXTRA:+, $DOCKERD_JSON_EXTRA}" >"$1/daemon.json"
 	# Containers go in a cgroup of this directory's own, so leftovers of
 	# a dockerd that had to be killed can be found and ended.
 	_de_cg=$(_dockerd_cgroup "$1")

@@ -11,6 +11,8 @@
 #   e2e_stop                   SIGTERM, then SIGKILL after 40 s
 #   e2e_instances              the number of live instance sshds
 #   e2e_py ARGS...             tests/lib/e2e.py ARGS (submit, wait, check)
+#   e2e_jobs_ok MAXJOBS MAXATONCE WHAT ID...
+#                              two checks: the jobs end, all successfully
 . "$TOP/tests/lib/dockerd.sh"
 
 n=0
@@ -126,6 +128,22 @@ e2e_stop() {
 		tl_wait 40 tl_dead "$FL_PID" || kill -KILL "$FL_PID" 2>/dev/null
 	fi
 	FL_PID=
+}
+
+# e2e_jobs_ok MAXJOBS MAXATONCE WHAT ID...: two checks: every job reaches
+# a final state (300 s at most), and every one succeeded with a matching
+# trace, no instance running more than MAXJOBS of them nor more than
+# MAXATONCE at once (WHAT names that last check).
+e2e_jobs_ok() {
+	_ej_max=$1 _ej_once=$2 _ej_what=$3
+	shift 3
+	e2e_py wait "$URL" 300 "$@" >"$TMP/wait.out" 2>&1
+	check $? "$# jobs reach a final state"
+	e2e_py check "$URL" --expect success --max-jobs "$_ej_max" \
+	    --max-at-once "$_ej_once" "$@" >"$TMP/check.out" 2>&1
+	_ej_rc=$?
+	sed 's/^/# /' "$TMP/check.out"
+	check $_ej_rc "$_ej_what"
 }
 
 # Live sshd processes of the plugin's instances.
