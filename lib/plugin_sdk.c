@@ -1154,6 +1154,12 @@ socket_path(const char *dir, char *buf, size_t len)
 	return buf[0] == '/' && strlen(buf) <= 107 ? 0 : -1;
 }
 
+int64_t
+plugin_call_remaining_ms(void)
+{
+	return rpc_handler_remaining_ms();
+}
+
 int
 plugin_serve(const struct plugin_def *def, int argc, char **argv)
 {

@@ -226,6 +226,14 @@ struct plugin_def {
  */
 int plugin_serve(const struct plugin_def *def, int argc, char **argv);
 
+/*
+ * From inside a callback: milliseconds left before the manager's deadline
+ * for this call (proto/README.md; 0 once past it), or -1 when it set none.
+ * A callback that retries cloud calls stops before it, so that its answer
+ * (with the last error) still reaches the manager.
+ */
+int64_t plugin_call_remaining_ms(void);
+
 /* ------------------------------------------------ plugin_config helpers */
 
 /*

@@ -231,6 +231,26 @@ method_ok(const char *m)
 	return 1;
 }
 
+/* The caller's deadline of the call this thread's handler serves. */
+static _Thread_local gpr_timespec handler_deadline;
+static _Thread_local int handler_has_deadline;
+
+int64_t
+rpc_handler_remaining_ms(void)
+{
+	gpr_timespec d, now;
+
+	if (!handler_has_deadline)
+		return -1;
+	d = gpr_convert_clock_type(handler_deadline, GPR_CLOCK_MONOTONIC);
+	if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0)
+		return -1;
+	now = gpr_now(GPR_CLOCK_MONOTONIC);
+	if (gpr_time_cmp(d, now) <= 0)
+		return 0;
+	return gpr_time_to_millis(gpr_time_sub(d, now));
+}
+
 static gpr_timespec
 deadline_after(int timeout_ms)
 {
@@ -485,7 +505,10 @@ srv_handle(struct srv_call *sc, int ok, struct sbuf *resp,
 		    "request: %s", err_str(rc));
 		return;
 	}
+	handler_deadline = sc->details.deadline;
+	handler_has_deadline = 1;
 	code = m->fn(m->arg, (const uint8_t *)req.buf, req.len, resp, st);
+	handler_has_deadline = 0;
 	sbuf_wipe(&req);
 	if (code < 0) {
 		if (st->message[0] == '\0')

@@ -132,12 +132,19 @@ void rpc_set_log_handler(rpc_log_fn fn);
  * (also of the same method): arg must be safe for that.  May block, but
  * every handler must return eventually: shutdown waits for them.  Must not
  * call rpc_server_shutdown or rpc_server_free (a Shutdown method should
- * signal another thread to do it).  XXX: a handler is not told the
- * caller's deadline nor that the call was cancelled; its answer to a
- * cancelled call is dropped.
+ * signal another thread to do it).  A handler learns the caller's
+ * deadline with rpc_handler_remaining_ms(); it is not told that the call
+ * was cancelled, and its answer to a cancelled call is dropped.
  */
 typedef int (*rpc_handler_fn)(void *arg, const uint8_t *req, size_t reqlen,
     struct sbuf *resp, struct rpc_status *st);
+
+/*
+ * From inside a handler: milliseconds left before the caller's deadline
+ * (0 once past it), or -1 when the call has none or the thread is not
+ * running a handler.
+ */
+int64_t rpc_handler_remaining_ms(void);
 
 /*
  * Create a server bound to unix_path (created by bind: it must not exist,

@@ -6,6 +6,12 @@
  *     expired session, first time    ->  force new keys, send again
  *     throttle / transient, attempts left -> sleep min(r*2^n s, 20 s), again
  *     anything else                  ->  "Action: Code: message"
+ *
+ * Inside the manager's deadline for the plugin call (plugin_call_
+ * remaining_ms): each attempt's timeout is cut to what is left less
+ * AWS_DEADLINE_MARGIN_MS, and no retry starts (nor backoff sleeps) that
+ * could not end before it, so the last error reaches the manager instead
+ * of a DEADLINE_EXCEEDED that says nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +24,12 @@
 #include "aws_xml.h"
 #include "err.h"
 #include "log.h"
+#include "plugin_sdk.h"
+
+/* Answer this long before the manager's deadline. */
+#define AWS_DEADLINE_MARGIN_MS	1000
+/* No retry with less time than this left. */
+#define AWS_MIN_ATTEMPT_MS	1000
 
 struct aws_client {
 	struct aws_http *http;
@@ -25,6 +37,7 @@ struct aws_client {
 	char *endpoint[AWS_SVC_N];
 	int max_attempts;
 	void (*sleep_ms)(int64_t);
+	int64_t (*remaining_ms)(void);
 };
 
 static void
@@ -46,6 +59,7 @@ aws_client_new(struct aws_http *http, struct aws_creds *creds, char *err,
 	c->creds = creds;
 	c->max_attempts = aws_max_attempts();
 	c->sleep_ms = real_sleep;
+	c->remaining_ms = plugin_call_remaining_ms;
 	for (size_t i = 0; i < sizeof(svcs) / sizeof(svcs[0]); i++) {
 		c->endpoint[svcs[i]] = aws_endpoint(svcs[i],
 		    aws_creds_region(creds), err, errlen);
@@ -83,6 +97,24 @@ void
 aws_client_set_sleep(struct aws_client *c, void (*sleep_ms)(int64_t))
 {
 	c->sleep_ms = sleep_ms ? sleep_ms : real_sleep;
+}
+
+void
+aws_client_set_clock(struct aws_client *c, int64_t (*remaining_ms)(void))
+{
+	c->remaining_ms = remaining_ms ? remaining_ms : plugin_call_remaining_ms;
+}
+
+/* Time usable before the caller's deadline, or -1 for no deadline. */
+static int64_t
+usable_ms(const struct aws_client *c)
+{
+	int64_t left = c->remaining_ms();
+
+	if (left < 0)
+		return -1;
+	left -= AWS_DEADLINE_MARGIN_MS;
+	return left > 0 ? left : 0;
 }
 
 static void
@@ -161,7 +193,11 @@ call(struct aws_client *c, enum aws_service svc, const char *action,
 	while (attempt < c->max_attempts) {
 		struct aws_keys keys;
 		enum aws_retry cls;
+		int64_t left = usable_ms(c);
 
+		/* The first attempt always goes, with at least this much. */
+		if (left >= 0 && left < AWS_MIN_ATTEMPT_MS)
+			left = AWS_MIN_ATTEMPT_MS;
 		rc = aws_creds_get(c->creds, force, &keys, err, errlen);
 		force = false;
 		if (rc != 0)
@@ -171,6 +207,8 @@ call(struct aws_client *c, enum aws_service svc, const char *action,
 			.body_len = body_len, .headers = headers,
 			.region = aws_creds_region(c->creds),
 			.service = aws_service_name(svc), .keys = &keys,
+			.timeout_ms = left >= 0 && left < AWS_HTTP_TIMEOUT_MS ?
+			    (long)left : 0,
 		};
 		rc = aws_http_perform(c->http, &req, &resp);
 		aws_keys_release(&keys);
@@ -207,6 +245,16 @@ call(struct aws_client *c, enum aws_service svc, const char *action,
 		    attempt < c->max_attempts) {
 			int64_t ms = aws_backoff_ms((unsigned)attempt - 1,
 			    (double)random() / ((double)RAND_MAX + 1));
+			int64_t usable = usable_ms(c);
+
+			if (usable >= 0 && ms + AWS_MIN_ATTEMPT_MS > usable) {
+				size_t l = strlen(err);
+
+				(void)snprintf(err + l, errlen - l, " (no time "
+				    "left for a retry before the manager's "
+				    "deadline)");
+				break;
+			}
 			log_debug("%s: retrying in %lld ms: %s", action,
 			    (long long)ms, err);
 			c->sleep_ms(ms);

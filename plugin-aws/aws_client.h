@@ -41,6 +41,9 @@ const char *aws_client_endpoint(const struct aws_client *c,
     enum aws_service svc);
 /* Test hook: how retries sleep (default usleep). */
 void aws_client_set_sleep(struct aws_client *c, void (*sleep_ms)(int64_t));
+/* Test hook: the time left before the caller's deadline (default
+ * plugin_call_remaining_ms; -1: none). */
+void aws_client_set_clock(struct aws_client *c, int64_t (*remaining_ms)(void));
 
 /*
  * A Query/EC2 call: Action=action&Version=(the service's)&params (params

@@ -204,7 +204,7 @@ aws_http_perform(struct aws_http *h, const struct aws_http_req *req,
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-	    req->timeout_ms > 0 ? req->timeout_ms : 20000L);
+	    req->timeout_ms > 0 ? req->timeout_ms : (long)AWS_HTTP_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 	    req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 5000L);
 	curl_easy_setopt(c, CURLOPT_USERAGENT,

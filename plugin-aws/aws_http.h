@@ -23,6 +23,8 @@
 /* The SDK's standard retry mode: attempts per call, backoff cap. */
 #define AWS_DEFAULT_MAX_ATTEMPTS 3
 #define AWS_MAX_BACKOFF_MS	20000
+/* One exchange's timeout when the call has no shorter deadline. */
+#define AWS_HTTP_TIMEOUT_MS	20000
 
 /* The services the plugin speaks to. */
 enum aws_service {
@@ -58,8 +60,8 @@ struct aws_http_req {
 	const char *region;		/* with keys: sign for region/service */
 	const char *service;
 	const struct aws_keys *keys;	/* NULL: unsigned */
-	long timeout_ms;		/* whole exchange; 0: 20 s */
-	long connect_timeout_ms;	/* 0: 5 s */
+	long timeout_ms;		/* whole exchange; 0: AWS_HTTP_TIMEOUT_MS */
+	long connect_timeout_ms;	/* 0: 5 s (never above timeout_ms) */
 };
 
 /* The answer: status, body (always NUL-terminated), x-amzn-ErrorType. */

@@ -357,19 +357,28 @@ test_throttle_retried(void **state)
 	free(url);
 }
 
+static int64_t clock_left;
+
+static int64_t
+fake_clock(void)
+{
+	return clock_left;
+}
+
+#define THROTTLED "400\n<ErrorResponse><Error><Code>Throttling</Code>" \
+	"<Message>Rate exceeded</Message></Error></ErrorResponse>"
+
+/* Attempts run out; then, with the manager's deadline near, no retry
+ * starts that could not end before it: the error comes back at once. */
 static void
 test_throttle_exhausted(void **state)
 {
 	const char *answers[] = {
-		"400\n<ErrorResponse><Error><Code>Throttling</Code><Message>Rate "
-		"exceeded</Message></Error></ErrorResponse>",
-		"400\n<ErrorResponse><Error><Code>Throttling</Code><Message>Rate "
-		"exceeded</Message></Error></ErrorResponse>",
-		"400\n<ErrorResponse><Error><Code>Throttling</Code><Message>Rate "
-		"exceeded</Message></Error></ErrorResponse>",
-		"200\n<never/>",
+		THROTTLED, THROTTLED, THROTTLED,
+		THROTTLED,
+		"200\n<ok/>",
 	};
-	struct canned *srv = canned_start(answers, 4);
+	struct canned *srv = canned_start(answers, 5);
 	char *url = canned_url(srv), err[512];
 	struct aws_http *http;
 	struct aws_creds *cr;
@@ -384,6 +393,22 @@ test_throttle_exhausted(void **state)
 	assert_string_equal(e.code, "Throttling");
 	assert_string_equal(err, "DescribeAutoScalingGroups: Throttling: Rate "
 	    "exceeded (after 3 attempts)");
+
+	clock_left = 1800;	/* less than margin + a retry's minimum */
+	aws_client_set_clock(c, fake_clock);
+	nslept = 0;
+	assert_int_equal(aws_client_query(c, AWS_SVC_AUTOSCALING,
+	    "DescribeAutoScalingGroups", "", NULL, &e, err, sizeof(err)),
+	    FL_ERR_PROTO);
+	assert_int_equal(canned_count(srv), 4);
+	assert_int_equal(nslept, 0);
+	assert_string_equal(e.code, "Throttling");
+	assert_non_null(strstr(err, "before the manager's deadline"));
+	/* No deadline: on as usual. */
+	clock_left = -1;
+	assert_int_equal(aws_client_query(c, AWS_SVC_AUTOSCALING,
+	    "DescribeAutoScalingGroups", "", NULL, &e, err, sizeof(err)), 0);
+	assert_int_equal(canned_count(srv), 5);
 	client_done(c, http, cr);
 	canned_stop(srv);
 	free(url);

@@ -36,6 +36,7 @@
 #define M_BIG "/test.Echo/Big"
 #define M_FAIL "/test.Echo/Fail"
 #define M_ERRNO "/test.Echo/Errno"
+#define M_LEFT "/test.Echo/Left"
 
 struct fixture {
 	char dir[64];
@@ -72,6 +73,19 @@ h_echo(void *arg, const uint8_t *req, size_t reqlen, struct sbuf *resp,
 	(void)arg;
 	(void)st;
 	sbuf_add(resp, req, reqlen);
+	return RPC_OK;
+}
+
+/* Answers rpc_handler_remaining_ms() in decimal. */
+static int
+h_left(void *arg, const uint8_t *req, size_t reqlen, struct sbuf *resp,
+    struct rpc_status *st)
+{
+	(void)arg;
+	(void)req;
+	(void)reqlen;
+	(void)st;
+	sbuf_addf(resp, "%lld", (long long)rpc_handler_remaining_ms());
 	return RPC_OK;
 }
 
@@ -193,6 +207,7 @@ start_server(struct fixture *f, size_t max, unsigned nthreads)
 	    0);
 	assert_int_equal(rpc_server_add_method(srv, M_BIG, h_big, &big_n), 0);
 	assert_int_equal(rpc_server_add_method(srv, M_FAIL, h_fail, NULL), 0);
+	assert_int_equal(rpc_server_add_method(srv, M_LEFT, h_left, NULL), 0);
 	assert_int_equal(rpc_server_add_method(srv, M_ERRNO, h_flerr, NULL),
 	    0);
 	assert_int_equal(rpc_server_add_method(srv, FLEETING_RPC_CONNECT_INFO,
@@ -403,6 +418,30 @@ test_deadline(void **state)
 	assert_true(dt < 550);
 	/* The server is still usable afterwards. */
 	assert_int_equal(rpc_call(f->cl, M_ECHO, "ok", 2, 5000, NULL, &st), 0);
+}
+
+/* A handler knows the time left before the caller's deadline. */
+static void
+test_handler_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct rpc_status st;
+	struct sbuf resp;
+	long long left;
+
+	f->srv = start_server(f, 0, 0);
+	f->cl = new_client(f, 0);
+	sbuf_init(&resp);
+	assert_int_equal(rpc_call(f->cl, M_LEFT, "", 0, 5000, &resp, &st), 0);
+	left = strtoll(resp.buf, NULL, 10);
+	assert_true(left > 3000);
+	assert_true(left <= 5000);
+	sbuf_reset(&resp);
+	assert_int_equal(rpc_call(f->cl, M_LEFT, "", 0, 0, &resp, &st), 0);
+	assert_string_equal(resp.buf, "-1");
+	/* Not inside a handler: none. */
+	assert_int_equal(rpc_handler_remaining_ms(), -1);
+	sbuf_release(&resp);
 }
 
 static void
@@ -952,6 +991,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_error_status, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_unimplemented, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_handler_deadline, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_deadline, setup,
 		    teardown),
