@@ -205,6 +205,31 @@ struct req {
 	int64_t timeout_ns;
 };
 
+/*
+ * The runner's TLS data, as GitLab's helper takes it: the paths of the
+ * job's file variables CI_SERVER_TLS_CA_FILE (trusted besides the system
+ * store) and CI_SERVER_TLS_CERT_FILE with CI_SERVER_TLS_KEY_FILE (a client
+ * certificate).
+ */
+static void
+tls_from_env(CURL *c)
+{
+	const char *ca = getenv("CI_SERVER_TLS_CA_FILE");
+	const char *cert = getenv("CI_SERVER_TLS_CERT_FILE");
+	const char *key = getenv("CI_SERVER_TLS_KEY_FILE");
+	struct stat st;
+
+	if (ca != NULL && *ca != '\0') {
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+		if (stat("/etc/ssl/certs", &st) == 0 && S_ISDIR(st.st_mode))
+			curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
+	}
+	if (cert != NULL && *cert != '\0' && key != NULL && *key != '\0') {
+		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+	}
+}
+
 /* One request; 0 with r filled, or the curl error text in err. */
 static int
 http_do(const struct req *q, struct resp *r, char *err, size_t errlen)
@@ -239,6 +264,7 @@ http_do(const struct req *q, struct resp *r, char *err, size_t errlen)
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	tls_from_env(c);
 	if (q->timeout_ns > 0)
 		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
 		    (long)(q->timeout_ns / DURATION_MS));

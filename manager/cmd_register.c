@@ -97,6 +97,7 @@ struct client {
 	struct event_base *base;
 	struct gitlab *gl;
 	char system_id[SYSTEMID_LEN + 8];
+	char *certs_dir;	/* beside config.toml (gitlab_certs_dir) */
 };
 
 struct answer {
@@ -126,12 +127,14 @@ client_init(struct client *c, const char *config_path)
 	}
 	if (config_path != NULL)
 		systemid_load(config_path, c->system_id, sizeof(c->system_id));
+	c->certs_dir = gitlab_certs_dir(config_path);
 	return 0;
 }
 
 static void
 client_release(struct client *c)
 {
+	free(c->certs_dir);
 	gitlab_free(c->gl);
 	event_base_free(c->base);
 }
@@ -190,10 +193,13 @@ answer_wait(struct client *c, struct answer *a)
 static struct gitlab_runner *
 client_runner(struct client *c, const struct gitlab_runner_conf *conf)
 {
+	struct gitlab_runner_conf cc = *conf;
 	struct gitlab_runner *r;
 	char *msg;
 
-	if (gitlab_runner_new(c->gl, conf, &r, &msg) < 0) {
+	if (cc.certs_dir == NULL)
+		cc.certs_dir = c->certs_dir;
+	if (gitlab_runner_new(c->gl, &cc, &r, &msg) < 0) {
 		log_error("%s", msg);
 		free(msg);
 		return NULL;
@@ -229,7 +235,7 @@ static void
 runner_log(enum log_level lvl, const char *token, const char *name,
     const struct answer *a, int with_status, const char *msg)
 {
-	char shortbuf[9], st[64];
+	char shortbuf[9], st[512];
 	struct log_field f[4];
 	size_t n = 0;
 
@@ -245,8 +251,9 @@ runner_log(enum log_level lvl, const char *token, const char *name,
 		if (with_status) {
 			if (a->status > 0)
 				snprintf(st, sizeof(st), "%ld", a->status);
-			else
-				snprintf(st, sizeof(st), "%s", err_str(a->err));
+			else	/* the transport's reason, as GitLab's text */
+				snprintf(st, sizeof(st), "%s", a->msg != NULL ?
+				    a->msg : err_str(a->err));
 			f[n].key = "status";
 			f[n++].value = st;
 		}

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -55,7 +56,10 @@
 #include "jobscript.h"
 #include "pullpolicy.h"
 #include "toml.h"
+#include "log.h"
 #include "xmalloc.h"
+
+#define TLS_FILE_MAX	(1024 * 1024)
 
 #define LABEL_PREFIX "com.gitlab.gitlab-runner."
 #define HELPER_PATH "/usr/bin/flotilla-helper"
@@ -153,6 +157,7 @@ struct exec {
 	const struct gitlab_job *job;
 	char *runner_url, *short_token, *system_id, *instance_id, *hostname;
 	char *helper_ref, *helper_tar;
+	char *tls_ca, *tls_cert, *tls_key;	/* PEM text; key wiped */
 	int helper_configured;
 	int concurrent_id;
 	exec_output_fn out;
@@ -2910,6 +2915,36 @@ begin_cb(evutil_socket_t fd, short what, void *arg)
 	o->req = docker_ping(e->d, op_cb, o);
 }
 
+/* A TLS file's text for a job's file variable (at most 1 MiB), or NULL
+ * (logged: the job then runs without it, as GitLab's would). */
+static char *
+tls_read(const char *path)
+{
+	struct stat st;
+	char *buf;
+	size_t n;
+	FILE *f;
+
+	if (path == NULL)
+		return NULL;
+	if ((f = fopen(path, "re")) == NULL || fstat(fileno(f), &st) != 0) {
+		log_warn("%s: %s", path, strerror(errno));
+		if (f != NULL)
+			fclose(f);
+		return NULL;
+	}
+	if (st.st_size <= 0 || st.st_size > TLS_FILE_MAX) {
+		log_warn("%s: empty or larger than 1 MiB", path);
+		fclose(f);
+		return NULL;
+	}
+	buf = xmalloc((size_t)st.st_size + 1);
+	n = fread(buf, 1, (size_t)st.st_size, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
 struct exec *
 exec_start(const struct exec_params *p, exec_output_fn out,
     exec_done_fn done, void *arg)
@@ -2974,6 +3009,14 @@ exec_start(const struct exec_params *p, exec_output_fn out,
 	e->ctx.hostname = e->hostname;
 	e->ctx.helper_path = NULL;
 	e->ctx.job_status = NULL;
+	e->tls_ca = tls_read(p->tls_ca_file);
+	if (p->tls_cert_file != NULL && p->tls_key_file != NULL) {
+		e->tls_cert = tls_read(p->tls_cert_file);
+		e->tls_key = tls_read(p->tls_key_file);
+	}
+	e->ctx.tls_ca_chain = e->tls_ca;
+	e->ctx.tls_auth_cert = e->tls_cert;
+	e->ctx.tls_auth_key = e->tls_key;
 	if (jobscript_paths(&e->ctx, &e->paths) < 0)
 		memset(&e->paths, 0, sizeof(e->paths));
 
@@ -3125,6 +3168,9 @@ exec_release(struct exec *e)
 	free(e->hostname);
 	free(e->helper_ref);
 	free(e->helper_tar);
+	free(e->tls_ca);
+	free(e->tls_cert);
+	freezero_str(e->tls_key);
 	free(e->prefix);
 	free(e->unique);
 	free(e->hostname_ctr);

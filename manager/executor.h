@@ -72,6 +72,12 @@ struct exec_params {
 	const char *helper_image_tar;	/* docker-save tar to load when the
 					 * image is missing; NULL: none */
 	int concurrent_id;		/* 0.. per-runner slot number */
+	/* The runner's TLS files towards GitLab (gitlab_runner_tls_files;
+	 * NULL: none): read at start for the jobs' CI_SERVER_TLS_* file
+	 * variables. */
+	const char *tls_ca_file;
+	const char *tls_cert_file;
+	const char *tls_key_file;
 };
 
 struct exec_result {

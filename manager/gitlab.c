@@ -968,6 +968,98 @@ gitlab_leave(struct gitlab *gl)
 
 /* ---- runners ---- */
 
+char *
+gitlab_certs_dir(const char *config_path)
+{
+	const char *slash;
+
+	if (config_path == NULL)
+		return NULL;
+	slash = strrchr(config_path, '/');
+	if (slash == NULL)
+		return xstrdup("certs");
+	return xasprintf("%.*s/certs", (int)(slash - config_path),
+	    config_path);
+}
+
+/* The host of url without port or brackets (heap), or NULL. */
+static char *
+url_hostname(const char *url)
+{
+	CURLU *u = curl_url();
+	char *h = NULL, *out = NULL;
+
+	if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) {
+		size_t n = strlen(h);
+
+		if (n >= 2 && h[0] == '[' && h[n - 1] == ']')
+			out = xstrndup(h + 1, n - 2);
+		else
+			out = xstrdup(h);
+	}
+	curl_free(h);
+	curl_url_cleanup(u);
+	return out;
+}
+
+/* *field = dir/name when unset and that file exists (GitLab's
+ * findCertificate). */
+static void
+cert_find(char **field, const char *dir, const char *host, const char *ext)
+{
+	char *path;
+
+	if (*field != NULL)
+		return;
+	path = xasprintf("%s/%s%s", dir, host, ext);
+	if (access(path, F_OK) == 0) {
+		log_info("using %s", path);
+		*field = path;
+	} else {
+		free(path);
+	}
+}
+
+/* GitLab Runner's certs/ folder: <host>.crt, <host>.auth.crt/.key. */
+static void
+certs_lookup(struct gitlab_runner *r, const char *dir, const char *url)
+{
+	char *host, *x;
+
+	if (dir == NULL || url == NULL)
+		return;
+	x = gitlab_expand_env(url, NULL, NULL);
+	host = url_hostname(x);
+	free(x);
+	if (host == NULL || host[0] == '\0' || strchr(host, '/') != NULL ||
+	    host[0] == '.') {
+		free(host);
+		return;
+	}
+	cert_find(&r->ca_file, dir, host, ".crt");
+	if (r->cert_file == NULL && r->key_file == NULL) {
+		/* A client certificate only as a pair. */
+		cert_find(&r->cert_file, dir, host, ".auth.crt");
+		cert_find(&r->key_file, dir, host, ".auth.key");
+		if (r->cert_file == NULL || r->key_file == NULL) {
+			free(r->cert_file);
+			free(r->key_file);
+			r->cert_file = r->key_file = NULL;
+		}
+	}
+	free(host);
+}
+
+void
+gitlab_runner_tls_files(const struct gitlab_runner *r, const char **ca,
+    const char **cert, const char **key)
+{
+	*ca = r->ca_file;
+	*cert = r->cert_file;
+	*key = r->key_file;
+}
+
 void
 gitlab_runner_conf_from_config(struct gitlab_runner_conf *c,
     const struct config_runner *rc, const char *system_id)
@@ -1044,6 +1136,7 @@ gitlab_runner_new(struct gitlab *gl, const struct gitlab_runner_conf *c,
 	r->ca_file = dup_or_null(c->tls_ca_file);
 	r->cert_file = dup_or_null(c->tls_cert_file);
 	r->key_file = dup_or_null(c->tls_key_file);
+	certs_lookup(r, c->certs_dir, c->url);
 	files[0] = r->ca_file;
 	files[1] = r->cert_file;
 	files[2] = r->key_file;

@@ -132,6 +132,11 @@ struct gitlab_runner_conf {
 	const char *tls_ca_file;	/* NULL: system CAs only */
 	const char *tls_cert_file;	/* with tls_key_file: client cert */
 	const char *tls_key_file;
+	/* Where <host>.crt (tls-ca-file), <host>.auth.crt and <host>.auth.key
+	 * (tls-cert-file, tls-key-file) are looked for when those are unset,
+	 * host being the url's without port: GitLab Runner's certs/ folder
+	 * beside config.toml.  NULL: no lookup. */
+	const char *certs_dir;
 	const char *executor;		/* info.executor: "docker-autoscaler" */
 	const char *shell;		/* NULL or "": "bash" */
 	const char *gpus;		/* info.config.gpus; NULL: "" */
@@ -143,9 +148,20 @@ struct gitlab_runner_conf {
 
 /*
  * Fill c from a config.toml [[runners]] entry; the strings stay rc's.
+ * certs_dir is left NULL (see gitlab_certs_dir).
  */
 void gitlab_runner_conf_from_config(struct gitlab_runner_conf *c,
     const struct config_runner *rc, const char *system_id);
+
+/* "<directory of config_path>/certs" (heap), or NULL for a NULL path. */
+char *gitlab_certs_dir(const char *config_path);
+
+/*
+ * The TLS files a runner uses (configured, or found in certs_dir), each
+ * NULL when none: for the jobs' CI_SERVER_TLS_* variables.
+ */
+void gitlab_runner_tls_files(const struct gitlab_runner *r, const char **ca,
+    const char **cert, const char **key);
 
 /*
  * A runner on gl.  The url and token are $VAR-expanded from the

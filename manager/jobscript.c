@@ -53,6 +53,9 @@
 #define EXT_GIT_CONFIG ".gitlab-runner.ext.conf"
 #define EXT_GIT_CONFIG_RE "\\.gitlab-runner\\.ext\\.conf$"
 #define GIT_TEMPLATE_DIR "git-template"
+#define TLS_CA_VAR	"CI_SERVER_TLS_CA_FILE"
+#define TLS_CERT_VAR	"CI_SERVER_TLS_CERT_FILE"
+#define TLS_KEY_VAR	"CI_SERVER_TLS_KEY_FILE"
 #define BUILD_UID_GID_FILE ".gitlab-build-uid-gid"
 
 /* GitLab's colours (helpers/ansi_colors.go), as printf format text. */
@@ -862,6 +865,14 @@ vars_build(struct jsb *b, const char *builds_dir, const char *project_dir)
 	s = xasprintf("%lld", (long long)gitlab_job_timeout(job));
 	vars_add(&raw, "CI_JOB_TIMEOUT", s, 0, 0);
 	free(s);
+	/* GetCITLSVariables */
+	if (b->c->tls_ca_chain != NULL && *b->c->tls_ca_chain != '\0')
+		vars_add(&raw, TLS_CA_VAR, b->c->tls_ca_chain, 1, 1);
+	if (b->c->tls_auth_cert != NULL && *b->c->tls_auth_cert != '\0' &&
+	    b->c->tls_auth_key != NULL && *b->c->tls_auth_key != '\0') {
+		vars_add(&raw, TLS_CERT_VAR, b->c->tls_auth_cert, 1, 1);
+		vars_add(&raw, TLS_KEY_VAR, b->c->tls_auth_key, 1, 1);
+	}
 	/* flotilla: the job token and the server URL when the job does not
 	 * carry them (GitLab's payload always does). */
 	if (gitlab_job_variable(job, "CI_JOB_TOKEN") == NULL)
@@ -1097,21 +1108,39 @@ w_nl(struct jsb *b)
 	sbuf_addch(&b->body, '\n');
 }
 
+static void
+w_cmd_va(struct jsb *b, const char *first, va_list ap)
+{
+	const char *a;
+
+	w_q(b, first);
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		sbuf_addch(&b->body, ' ');
+		w_q(b, a);
+	}
+}
+
 /* A command line: each word quoted, NULL-terminated list. */
 static void
 w_cmd(struct jsb *b, const char *first, ...)
 {
 	va_list ap;
-	const char *a;
 
-	w_q(b, first);
 	va_start(ap, first);
-	while ((a = va_arg(ap, const char *)) != NULL) {
-		sbuf_addch(&b->body, ' ');
-		w_q(b, a);
-	}
+	w_cmd_va(b, first, ap);
 	va_end(ap);
 	w_nl(b);
+}
+
+/* The same without the newline: more words follow. */
+static void
+w_cmd_nonl(struct jsb *b, const char *first, ...)
+{
+	va_list ap;
+
+	va_start(ap, first);
+	w_cmd_va(b, first, ap);
+	va_end(ap);
 }
 
 static void
@@ -1621,6 +1650,37 @@ w_fetch(struct jsb *b, const char *tpl, const struct remote *r)
 		w_raw(b, "fi\n");
 }
 
+/*
+ * writeGitSSLConfig (not a shared environment: --global): git trusts the
+ * runner's CA and presents its client certificate for the repository's
+ * host, through the file variables' paths.  The key is the URL without
+ * user or path, so no token lands in the git config.
+ */
+static void
+w_git_ssl_config(struct jsb *b, const struct remote *r)
+{
+	static const char *const map[][2] = {
+		{ TLS_CA_VAR, "sslCAInfo" },
+		{ TLS_CERT_VAR, "sslCert" },
+		{ TLS_KEY_VAR, "sslKey" },
+	};
+
+	if (r->scheme_host == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		char *key;
+
+		if (*vars_value(&b->vars, map[i][0]) == '\0')
+			continue;
+		key = xasprintf("http.%s.%s", r->scheme_host, map[i][1]);
+		w_cmd_nonl(b, "git", "config", "--global", key, NULL);
+		w_raw(b, " \"$");
+		w_raw(b, map[i][0]);
+		w_raw(b, "\"\n");
+		free(key);
+	}
+}
+
 /* setupTemplateDir + setupExternalGitConfig; returns the template dir. */
 static char *
 w_template(struct jsb *b, const struct remote *r)
@@ -1856,6 +1916,7 @@ build_get_sources(struct jsb *b)
 	w_exports(b, 0);
 	w_export(b, "GIT_TERMINAL_PROMPT", "0");
 	w_export(b, "GCM_INTERACTIVE", "Never");
+	w_git_ssl_config(b, &r);
 	if (b->s.strategy_bad)
 		w_warning(b, "GIT_STRATEGY: expected either 'clone', 'fetch', "
 		    "'none' or 'empty', using default value '%s'",

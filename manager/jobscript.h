@@ -45,6 +45,13 @@ struct jobscript_ctx {
 	const char *helper_path;	/* NULL: "/usr/bin/flotilla-helper" */
 	const char *job_status;		/* CI_JOB_STATUS: "success", "failed",
 					 * "canceled"; NULL: "running" */
+	/* GitLab's TLS data of the runner (PEM text; NULL: none): the CA
+	 * chain becomes the file variable CI_SERVER_TLS_CA_FILE, the client
+	 * certificate and key (both or neither) CI_SERVER_TLS_CERT_FILE and
+	 * CI_SERVER_TLS_KEY_FILE; get_sources points git at them. */
+	const char *tls_ca_chain;
+	const char *tls_auth_cert;
+	const char *tls_auth_key;
 };
 
 /*

@@ -119,6 +119,7 @@ struct run {
 	struct event_base *base;
 	struct cfgref *cref;		/* the current config */
 	char *config_path;
+	char *certs_dir;		/* GitLab's certs/ beside it */
 	char *helper_tar;
 	struct gitlab *gl;
 	struct rrunner *runners;
@@ -407,6 +408,8 @@ got_connection(void *arg, int err, const char *msg, struct instconn *ic)
 	    NULL;
 	p.helper_image_tar = r->helper_tar;
 	p.concurrent_id = j->concurrent_id;
+	gitlab_runner_tls_files(j->rr->gr, &p.tls_ca_file, &p.tls_cert_file,
+	    &p.tls_key_file);
 	j->phase = J_RUNNING;
 	j->state_name = "running";
 	j->exec = exec_start(&p, exec_out, exec_done, j);
@@ -789,6 +792,7 @@ runner_new(struct run *r, const struct config_runner *rc, char *err,
 	snprintf(rr->name, sizeof(rr->name), "%s",
 	    rc->name != NULL && *rc->name != '\0' ? rc->name : rr->short_token);
 	gitlab_runner_conf_from_config(&gc, rc, r->system_id);
+	gc.certs_dir = r->certs_dir;
 	if (gitlab_runner_new(r->gl, &gc, &rr->gr, &msg) != 0) {
 		snprintf(err, errlen, "runner %s: %s", rr->name,
 		    msg != NULL ? msg : "unusable");
@@ -919,6 +923,7 @@ run_new(struct event_base *base, struct config *cfg,
 	r->cref = cfgref_new(cfg);
 	r->config_path = xstrdup(opts->config_path != NULL ?
 	    opts->config_path : cfg->path);
+	r->certs_dir = gitlab_certs_dir(r->config_path);
 	if (opts->helper_image_tar != NULL)
 		r->helper_tar = xstrdup(opts->helper_image_tar);
 	else if (run_default_helper_tar() != NULL)
@@ -1024,6 +1029,7 @@ run_free(struct run *r)
 		event_free(r->done_ev);
 	cfgref_put(r->cref);
 	free(r->config_path);
+	free(r->certs_dir);
 	free(r->helper_tar);
 	free(r);
 }

@@ -95,7 +95,7 @@ add_job() {
 	jv "$_r" 'd["id"]'
 }
 
-echo "1..46"
+echo "1..48"
 [ -x "$PROBE" ] || { echo "# no $PROBE"; exit 1; }
 : >"$TMP/job-tokens"
 start_fake "$TMP/main" --update-interval 1 || exit 1
@@ -442,16 +442,7 @@ check $? "headers: no X-Request-Id reused across requests and retries"
 # --- TLS ---
 T=$TMP/tls
 mkdir -p "$T"
-(
-	cd "$T" || exit 1
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	    -keyout ca.key -out ca.pem -days 2 -subj /CN=flotilla-test-ca &&
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	    -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 &&
-	printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext &&
-	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-	    -out srv.pem -days 2 -extfile ext
-) >"$T/openssl.log" 2>&1
+tl_make_pki "$T"
 check $? "tls: a private CA and a server certificate for 127.0.0.1 made with openssl"
 MAINPORT=$PORT
 start_fake "$T" --tls-cert "$T/srv.pem" --tls-key "$T/srv.key" || exit 1
@@ -464,6 +455,28 @@ has tls-bad '^verify outcome=failed status=0 err=-5 attempts=1' && has tls-bad '
 check $? "tls: without tls-ca-file the certificate is refused, not retried"
 has tls-bad 'POST runners/verify: ' && ! grep -q "$RTOKEN" "$TMP/tls-bad.out"
 check $? "tls: the error message names the call, not the token"
+# GitLab Runner's certs/ folder beside config.toml: <host>.crt is the
+# tls-ca-file of a runner that sets none (flotilla verify, the real
+# command, with nothing but url and token in the file).
+mkdir -p "$T/etc/certs"
+(umask 077; cat >"$T/etc/config.toml" <<EOF
+[[runners]]
+  name = "tls"
+  url = "https://127.0.0.1:$PORT/"
+  token = "$RTOKEN"
+  executor = "docker-autoscaler"
+  [runners.autoscaler]
+    plugin = "aws"
+EOF
+)
+"$BUILD/bin/flotilla" verify -c "$T/etc/config.toml" >"$TMP/tls-nodir.out" 2>&1
+grep -q 'certificate' "$TMP/tls-nodir.out"
+check $? "tls: flotilla verify without certs/127.0.0.1.crt refuses the certificate"
+cp "$T/ca.pem" "$T/etc/certs/127.0.0.1.crt"
+"$BUILD/bin/flotilla" verify -c "$T/etc/config.toml" >"$TMP/tls-dir.out" 2>&1 &&
+    grep -q 'is valid' "$TMP/tls-dir.out" &&
+    grep -q "using $T/etc/certs/127.0.0.1.crt" "$TMP/tls-dir.out"
+check $? "tls: with certs/127.0.0.1.crt beside config.toml, verify trusts it"
 v=$(curl -sS --cacert "$T/ca.pem" "https://127.0.0.1:$PORT/__fake/violations")
 [ "$v" = "[]" ]
 check $? "tls: the fake saw no protocol violation over TLS"

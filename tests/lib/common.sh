@@ -136,3 +136,20 @@ tl_diag() {
 	echo "# --- tail of $1"
 	tail -n "${2:-20}" "$1" | sed 's/^/# /'
 }
+
+# tl_make_pki DIR: a private CA (DIR/ca.pem, ca.key) and a server
+# certificate for 127.0.0.1 signed by it (DIR/srv.pem, srv.key), with
+# openssl; its output in DIR/openssl.log.
+tl_make_pki() {
+	(
+		cd "$1" || exit 1
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+		    -nodes -keyout ca.key -out ca.pem -days 2 \
+		    -subj /CN=flotilla-test-ca &&
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+		    -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 &&
+		printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext &&
+		openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key \
+		    -CAcreateserial -out srv.pem -days 2 -extfile ext
+	) >"$1/openssl.log" 2>&1
+}

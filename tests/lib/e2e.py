@@ -3,10 +3,12 @@
 (tests/integration/run_*.sh), against tests/fakes/fake_gitlab.py.
 
     e2e.py submit URL COUNT [--sleep S] [--script LINE]... [--name N] [--t0]
+                  [--artifact PATH]...
         queue COUNT jobs; prints their ids, one a line (with --t0, each
         followed by /proc/uptime just before it was queued).  Each job's script
         prints "START <uptime>" and "END <uptime>" (/proc/uptime: one clock
         for every container of the machine) around a sleep of S seconds.
+        --artifact: PATH is uploaded as the job's zip archive on success.
     e2e.py wait URL TIMEOUT ID...
         wait until every job has a final state (exit 1 on timeout).
     e2e.py check URL [--expect STATE] [--max-jobs N] [--max-at-once N] ID...
@@ -56,7 +58,7 @@ def job_state(base, jid):
         raise
 
 
-def payload(jid, name, script, timeout):
+def payload(jid, name, script, timeout, artifacts=()):
     token = "glcbt-e2e_" + secrets.token_hex(12)
     return {
         "id": jid, "token": token, "allow_git_fetch": False,
@@ -75,7 +77,11 @@ def payload(jid, name, script, timeout):
         ],
         "steps": [{"name": "script", "script": script, "timeout": timeout,
                    "when": "on_success", "allow_failure": False}],
-        "image": {"name": ""}, "services": [], "artifacts": [],
+        "image": {"name": ""}, "services": [],
+        "artifacts": [{"name": "out", "untracked": False, "paths": list(artifacts),
+                       "exclude": [], "when": "on_success",
+                       "artifact_type": "archive", "artifact_format": "zip",
+                       "expire_in": ""}] if artifacts else [],
         "cache": [], "credentials": [], "dependencies": [],
         "features": {"trace_sections": True,
                      "failure_reasons": ["script_failure",
@@ -88,7 +94,7 @@ def payload(jid, name, script, timeout):
 
 def submit(args):
     base, count = args[0], int(args[1])
-    sleep, name, script, timeout = 2, "e2e", [], 600
+    sleep, name, script, timeout, artifacts = 2, "e2e", [], 600, []
     t0 = False
     i = 2
     while i < len(args):
@@ -104,6 +110,8 @@ def submit(args):
             name = args[i + 1]
         elif args[i] == "--timeout":
             timeout = int(args[i + 1])
+        elif args[i] == "--artifact":
+            artifacts.append(args[i + 1])
         i += 2
     if not script:
         script = ["echo START $(cut -d' ' -f1 /proc/uptime)",
@@ -111,7 +119,7 @@ def submit(args):
                   "echo END $(cut -d' ' -f1 /proc/uptime)"]
     for k in range(count):
         jid = int(time.time() * 1000) % 100000000 * 100 + k
-        p = payload(jid, "%s-%d" % (name, k), script, timeout)
+        p = payload(jid, "%s-%d" % (name, k), script, timeout, artifacts)
         with open("/proc/uptime") as f:
             up = f.read().split()[0]
         r = call(base, "POST", "/__fake/jobs", p)

@@ -31,7 +31,7 @@ e2e_cleanup() {
 		kill -KILL "$p" 2>/dev/null
 	done
 	dockerd_stop "$TMP/docker"
-	cp "$TMP"/*.log "$TMP"/*.jsonl "$TMP"/*.toml "$LOG"/ 2>/dev/null
+	cp "$TMP"/*.log "$TMP"/*.jsonl "$TMP"/*.toml "$TMP"/*.txt "$LOG"/ 2>/dev/null
 	cp "$TMP"/docker/dockerd.log "$LOG"/ 2>/dev/null
 	rm -rf "$TMP"
 }

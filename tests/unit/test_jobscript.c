@@ -1107,7 +1107,33 @@ test_get_sources_text(void **state)
 	contains(s, "\ntrap 'exit 1' TERM\n");
 	contains(s, "\n( trap 'exit 1' TERM; eval '");
 	contains(s, "' ) < /dev/null\nexit 0\n");
+	/* no TLS data: no CI_SERVER_TLS_* and no ssl git config */
+	lacks(s, "CI_SERVER_TLS_");
+	lacks(s, "sslCAInfo");
 	freezero_str(s);
+
+	/* the runner's CA: a file variable git trusts for the host; a
+	 * client certificate without its key is not passed */
+	c.tls_ca_chain = "-----BEGIN CERTIFICATE-----\nMIIBtest\n"
+	    "-----END CERTIFICATE-----\n";
+	c.tls_auth_cert = "-----BEGIN CERTIFICATE-----\nMIIBcert\n";
+	s = jobscript_build(&c, JS_GET_SOURCES, &skip);
+	assert_non_null(s);
+	contains(s, "CI_SERVER_TLS_CA_FILE");
+	contains(s, "MIIBtest");
+	contains(s, "'\\''config'\\'' '\\''--global'\\'' '\\''http.https://"
+	    "clone.example.com:8443.sslCAInfo'\\'' \"$CI_SERVER_TLS_CA_FILE\"\n");
+	lacks(s, "sslCert");
+	lacks(s, "MIIBcert");
+	freezero_str(s);
+	/* with the key: both, and git presents them */
+	c.tls_auth_key = "-----BEGIN PRIVATE KEY-----\nMIIBkey\n";
+	s = jobscript_build(&c, JS_GET_SOURCES, &skip);
+	contains(s, "8443.sslCert'\\'' \"$CI_SERVER_TLS_CERT_FILE\"\n");
+	contains(s, "8443.sslKey'\\'' \"$CI_SERVER_TLS_KEY_FILE\"\n");
+	contains(s, "MIIBkey");
+	freezero_str(s);
+	c.tls_ca_chain = c.tls_auth_cert = c.tls_auth_key = NULL;
 	gitlab_job_free(job);
 
 	/* CI_DEBUG_TRACE: xtrace, unless the runner disables it */
