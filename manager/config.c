@@ -179,6 +179,7 @@ static const struct key docker_keys[] = {
 	DK("cap_drop", K_STRLIST, cap_drop, NULL, "capabilities to drop"),
 	DK("security_opt", K_STRLIST, security_opt, NULL, "security options"),
 	DK("devices", K_STRLIST, devices, NULL, "host devices"),
+	DK("device_cgroup_rules", K_STRLIST, device_cgroup_rules, NULL, "device cgroup rules"),
 	DK("gpus", K_STR, gpus, NULL, "GPUs, e.g. all"),
 	{ "shm_size", K_INT, OFF(struct config_docker, shm_size), "0", 0, NOMAX,
 	  0, NULL, NULL, NULL, 0, "size of /dev/shm in bytes" },

@@ -76,6 +76,7 @@ struct config_docker {
 	struct strlist cap_add;
 	struct strlist cap_drop;
 	struct strlist security_opt;
+	struct strlist device_cgroup_rules;
 	struct strlist devices;
 	char *gpus;
 	int64_t shm_size;

@@ -183,6 +183,8 @@ struct exec {
 	json_t *env;		/* container Env */
 	json_t *binds;
 	json_t *extra_hosts;
+	json_t *ulimits;	/* HostConfig.Ulimits; NULL: none */
+	json_t *gpus;		/* a DeviceRequests entry; NULL: none */
 	json_t *labels;		/* common labels (without type) */
 	char *build_image;	/* what the build container runs */
 	char *build_ref;	/* the image as named */
@@ -228,6 +230,9 @@ struct exec {
 	int exit_code;
 	int system_failure;
 	const char *abort_reason;
+	int prepare_attempt, prepare_tries;
+	int64_t elapsed_s;
+	int retry_prepare;	/* prepare failed, to be tried again */
 
 	/* cleanup */
 	int cleanup_pending;
@@ -354,6 +359,135 @@ exec_image_name_only(const char *ref)
 	if (colon != NULL && (slash == NULL || colon > slash))
 		n = (size_t)(colon - ref);
 	return xstrndup(ref, n);
+}
+
+json_t *
+exec_ulimits_json(const struct toml_table *t, char *err, size_t errlen)
+{
+	static const char *const names[] = {
+		"as", "core", "cpu", "data", "fsize", "locks", "memlock",
+		"msgqueue", "nice", "nofile", "nproc", "rss", "rtprio",
+		"rttime", "sigpending", "stack"
+	};
+	json_t *a = json_array();
+
+	for (size_t i = 0; t != NULL && i < t->len; i++) {
+		const struct toml_value *v = t->kvs[i].val;
+		const char *k = t->kvs[i].key, *p;
+		long long soft, hard;
+		char *end;
+		size_t n;
+
+		for (n = 0; n < sizeof(names) / sizeof(names[0]); n++)
+			if (strcmp(k, names[n]) == 0)
+				break;
+		if (n == sizeof(names) / sizeof(names[0])) {
+			snprintf(err, errlen, "ulimit: unknown limit \"%s\"", k);
+			goto bad;
+		}
+		if (v == NULL || v->type != TOML_STRING) {
+			snprintf(err, errlen, "ulimit: %s: not a string", k);
+			goto bad;
+		}
+		p = v->u.str.ptr;
+		errno = 0;
+		soft = strtoll(p, &end, 10);
+		if (end == p || errno != 0)
+			goto badval;
+		hard = soft;
+		if (*end == ':') {
+			p = end + 1;
+			hard = strtoll(p, &end, 10);
+			if (end == p || errno != 0)
+				goto badval;
+		}
+		if (*end != '\0' || (soft > hard && hard != -1))
+			goto badval;
+		json_array_append_new(a, json_pack("{s:s,s:I,s:I}", "Name", k,
+		    "Soft", (json_int_t)soft, "Hard", (json_int_t)hard));
+		continue;
+badval:
+		snprintf(err, errlen, "ulimit: %s: \"%s\" is not SOFT[:HARD] "
+		    "with SOFT <= HARD", k, v->u.str.ptr);
+		goto bad;
+	}
+	return a;
+bad:
+	json_decref(a);
+	return NULL;
+}
+
+json_t *
+exec_gpus_json(const char *gpus, char *err, size_t errlen)
+{
+	json_t *req = json_pack("{s:s,s:i}", "Driver", "", "Count", 0);
+	json_t *caps = json_array(), *ids = NULL;
+	char *s = xstrdup(gpus), *save = NULL, *f;
+	int have_count = 0;
+
+	/* The CLI's csv: a bare word is the count; "all" is -1. */
+	for (f = strtok_r(s, ",", &save); f != NULL;
+	    f = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(f, '=');
+
+		if (eq == NULL && !have_count && ids == NULL) {
+			char *end;
+			long n;
+
+			if (strcmp(f, "all") == 0) {
+				n = -1;
+			} else {
+				n = strtol(f, &end, 10);
+				if (end == f || *end != '\0' || n < 1)
+					goto bad;
+			}
+			json_object_set_new(req, "Count", json_integer(n));
+			have_count = 1;
+		} else if (eq != NULL && strncmp(f, "count=", 6) == 0 &&
+		    !have_count && ids == NULL) {
+			char *end;
+			long n = strcmp(eq + 1, "all") == 0 ? -1 :
+			    strtol(eq + 1, &end, 10);
+
+			if (n == 0 || (n != -1 && (end == eq + 1 || *end)))
+				goto bad;
+			json_object_set_new(req, "Count", json_integer(n));
+			have_count = 1;
+		} else if (eq != NULL && strncmp(f, "device=", 7) == 0 &&
+		    !have_count) {
+			if (ids == NULL)
+				ids = json_array();
+			if (eq[1] == '\0')
+				goto bad;
+			json_array_append_new(ids, json_string(eq + 1));
+		} else if (eq != NULL && strncmp(f, "driver=", 7) == 0) {
+			json_object_set_new(req, "Driver", json_string(eq + 1));
+		} else if (eq != NULL && strncmp(f, "capabilities=", 13) == 0) {
+			json_array_append_new(caps, json_string(eq + 1));
+		} else if (ids != NULL && eq == NULL && *f != '\0') {
+			/* device=0,1: the ids after the first one */
+			json_array_append_new(ids, json_string(f));
+		} else {
+			goto bad;
+		}
+	}
+	if (!have_count && ids == NULL)
+		goto bad;
+	if (ids != NULL)
+		json_object_set_new(req, "DeviceIDs", ids);
+	if (json_array_size(caps) == 0)
+		json_array_append_new(caps, json_string("gpu"));
+	json_object_set_new(req, "Capabilities", json_pack("[o]", caps));
+	free(s);
+	return req;
+bad:
+	snprintf(err, errlen, "gpus: \"%s\" is not all, a count or "
+	    "device=ID[,ID...]", gpus);
+	json_decref(ids);
+	json_decref(caps);
+	json_decref(req);
+	free(s);
+	return NULL;
 }
 
 long long
@@ -590,7 +724,14 @@ prepare_failed(struct exec *e, const char *reason, int system,
 	va_end(ap);
 	set_error(e, reason, 0, system, "%s", m != NULL ? m : reason);
 	free(m);
-	section_end(e, "prepare_executor");
+	/* GitLab retries a preparation that failed for a system reason
+	 * (not a BuildError such as a failed pull, not a cancel). */
+	if (system && e->reason == reason && !e->canceled &&
+	    e->abort_reason == NULL &&
+	    e->prepare_attempt + 1 < e->prepare_tries)
+		e->retry_prepare = 1;
+	else
+		section_end(e, "prepare_executor");
 	cleanup_begin(e);
 }
 
@@ -778,6 +919,17 @@ host_config(struct exec *e, int build, int service, const char *image)
 		if (dc->sysctls != NULL)
 			json_object_set_new(h, "Sysctls",
 			    toml_map_json(dc->sysctls));
+		if (e->ulimits != NULL && json_array_size(e->ulimits) > 0)
+			json_object_set(h, "Ulimits", e->ulimits);
+		if (build && e->gpus != NULL)
+			json_object_set_new(h, "DeviceRequests",
+			    json_pack("[O]", e->gpus));
+		if (dc->device_cgroup_rules.n > 0)
+			json_object_set_new(h, "DeviceCgroupRules",
+			    strlist_json(&dc->device_cgroup_rules));
+		if (dc->isolation != NULL && *dc->isolation != '\0')
+			json_object_set_new(h, "Isolation",
+			    json_string(dc->isolation));
 	}
 	if (build && dc->pid_mode != NULL)
 		json_object_set_new(h, "PidMode", json_string(dc->pid_mode));
@@ -863,7 +1015,16 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	memset(&r, 0, sizeof(r));
 	sbuf_init(&s);
-	if (e->reason == NULL) {
+	if (e->retry_prepare && e->reason != NULL && !e->canceled &&
+	    e->abort_reason == NULL) {
+		joblog_line(&s, JOBLOG_ERROR, "ERROR: Preparation failed: %s",
+		    e->reason_msg);
+		joblog_line(&s, JOBLOG_PLAIN, "Will be retried in %ds ...",
+		    EXEC_PREPARE_RETRY_S);
+		r.state = GITLAB_FAILED_STATE;
+		r.failure_reason = e->reason;
+		r.retry = 1;
+	} else if (e->reason == NULL) {
 		joblog_line(&s, JOBLOG_NOTICE, "Job succeeded");
 		r.state = GITLAB_SUCCESS;
 	} else {
@@ -2612,6 +2773,9 @@ ctr_create(struct exec *e, int build, char *script)
 			    strv_json(&e->job->image.entrypoint));
 		if (e->user != NULL)
 			json_object_set_new(body, "User", json_string(e->user));
+		if (e->dc->mac_address != NULL && *e->dc->mac_address != '\0')
+			json_object_set_new(body, "MacAddress",
+			    json_string(e->dc->mac_address));
 	}
 	name = xasprintf("%s-%s", e->prefix, build ? "build" : "predefined");
 	aliases = json_pack("[s,s]", build ? "build" : "predefined", name);
@@ -2838,17 +3002,19 @@ begin_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	msg(e, JOBLOG_PLAIN, "Running with flotilla %s (%s)", FL_VERSION,
-	    FL_GIT_REV);
-	msg(e, JOBLOG_PLAIN, "  on %s %s, system ID: %s",
-	    e->rc->name != NULL ? e->rc->name : "", e->short_token,
-	    e->system_id);
-	tv.tv_sec = (time_t)gitlab_job_timeout(e->job);
+	tv.tv_sec = (time_t)(gitlab_job_timeout(e->job) - e->elapsed_s);
+	if (tv.tv_sec < 1)
+		tv.tv_sec = 1;
 	evtimer_add(e->job_timer, &tv);
-	{
+	if (e->prepare_attempt == 0) {
 		char *h = xasprintf("Preparing the \"%s\" executor",
 		    e->rc->executor != NULL ? e->rc->executor : "docker");
 
+		msg(e, JOBLOG_PLAIN, "Running with flotilla %s (%s)",
+		    FL_VERSION, FL_GIT_REV);
+		msg(e, JOBLOG_PLAIN, "  on %s %s, system ID: %s",
+		    e->rc->name != NULL ? e->rc->name : "", e->short_token,
+		    e->system_id);
 		section_start(e, "prepare_executor", h);
 		free(h);
 	}
@@ -2866,6 +3032,23 @@ begin_cb(evutil_socket_t fd, short what, void *arg)
 		prepare_failed(e, "runner_configuration_error", 0, "no image "
 		    "specified: set [runners.docker] image or the job's image");
 		return;
+	}
+	{
+		char why[256];
+
+		if (e->dc->ulimit != NULL && (e->ulimits = exec_ulimits_json(
+		    e->dc->ulimit, why, sizeof(why))) == NULL) {
+			prepare_failed(e, "runner_configuration_error", 0,
+			    "%s", why);
+			return;
+		}
+		if (e->dc->gpus != NULL && *e->dc->gpus != '\0' &&
+		    (e->gpus = exec_gpus_json(e->dc->gpus, why,
+		    sizeof(why))) == NULL) {
+			prepare_failed(e, "runner_configuration_error", 0,
+			    "%s", why);
+			return;
+		}
 	}
 	msg(e, JOBLOG_PLAIN, "Using Docker executor with image %s ...",
 	    e->build_ref);
@@ -2981,6 +3164,9 @@ exec_start(const struct exec_params *p, exec_output_fn out,
 	e->helper_tar = p->helper_image_tar != NULL ?
 	    xstrdup(p->helper_image_tar) : NULL;
 	e->concurrent_id = p->concurrent_id;
+	e->prepare_attempt = p->prepare_attempt;
+	e->prepare_tries = p->prepare_tries > 0 ? p->prepare_tries : 1;
+	e->elapsed_s = p->elapsed_s;
 	e->out = out;
 	e->done = done;
 	e->arg = arg;
@@ -3160,6 +3346,8 @@ exec_release(struct exec *e)
 	json_decref(e->env);
 	json_decref(e->binds);
 	json_decref(e->extra_hosts);
+	json_decref(e->ulimits);
+	json_decref(e->gpus);
 	json_decref(e->labels);
 	free(e->runner_url);
 	free(e->short_token);

@@ -50,7 +50,11 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "gitlab.h"
+
+struct toml_table;
 
 struct event_base;
 struct docker;
@@ -78,6 +82,14 @@ struct exec_params {
 	const char *tls_ca_file;
 	const char *tls_cert_file;
 	const char *tls_key_file;
+	/* GitLab's preparation retries: this is attempt prepare_attempt
+	 * (0 the first: it writes the job's header and opens the
+	 * prepare_executor section; a later one goes on in that section) of
+	 * prepare_tries (0: 1).  elapsed_s: seconds of the job's timeout
+	 * already spent by earlier attempts. */
+	int prepare_attempt;
+	int prepare_tries;
+	int64_t elapsed_s;
 };
 
 struct exec_result {
@@ -87,7 +99,17 @@ struct exec_result {
 		image_pull_failure, job_canceled ... (map with
 		gitlab_failure_reason before sending) */
 	int exit_code;			/* script_failure's code, else 0 */
+	/* Preparing failed for a system reason with tries left: nothing of
+	 * the job ran, everything was cleaned up, and the trace says
+	 * "Will be retried in 3s ...".  The caller starts the executor again
+	 * (with prepare_attempt + 1) after EXEC_PREPARE_RETRY_S seconds;
+	 * state is then GITLAB_FAILED_STATE, for a caller that cannot. */
+	int retry;
 };
+
+/* GitLab Runner's PreparationRetries and PreparationRetryInterval. */
+#define EXEC_PREPARE_TRIES	3
+#define EXEC_PREPARE_RETRY_S	3
 
 /* Everything for the trace: header lines, section markers, container
  * output; ALREADY masked (the executor owns a jobmask). */
@@ -131,5 +153,21 @@ void exec_md5_hex(const char *s, char out[33]);
 char *exec_image_name_only(const char *ref);
 /* Docker's RAM units ("128m", "1g", "512k", "100"): bytes, or -1. */
 long long exec_parse_ram(const char *s);
+
+/*
+ * [runners.docker.ulimit] as HostConfig.Ulimits: each NAME = "SOFT[:HARD]"
+ * (HARD defaults to SOFT), NAME one of Linux's rlimits as docker names
+ * them (nofile, nproc, core, ...).  NULL with the reason in err for a bad
+ * entry; an empty array for none.
+ */
+json_t *exec_ulimits_json(const struct toml_table *t, char *err,
+    size_t errlen);
+
+/*
+ * The docker CLI's --gpus value ("all", a count, "device=ID[,ID...]",
+ * with optional ",capabilities=CAP" ... parts) as one HostConfig
+ * DeviceRequests entry; NULL with the reason in err.
+ */
+json_t *exec_gpus_json(const char *gpus, char *err, size_t errlen);
 
 #endif

@@ -89,6 +89,8 @@ struct rjob {
 	int acked;
 	int cancel_wanted;	/* canceling seen before the executor ran */
 	int interrupted;	/* forceful shutdown reached it */
+	int prepare_attempt;	/* GitLab's preparation retries: 0.. */
+	struct event *retry_ev;	/* waiting to prepare again */
 	int64_t started_ns;	/* monotonic */
 	const char *state_name;	/* for /debug/jobs/list */
 	char *final_reason;
@@ -276,6 +278,8 @@ job_free(struct rjob *j)
 		rr->ids[j->concurrent_id] = 0;
 	instconn_wait_cancel(j->icw);
 	exec_free(j->exec);
+	if (j->retry_ev != NULL)
+		event_free(j->retry_ev);
 	instconn_put(j->ic);
 	if (j->have_key)
 		fleet_release(rr->fleet, j->key);
@@ -301,6 +305,8 @@ job_finish(struct rjob *j, enum gitlab_state state, const char *reason,
 		return;
 	j->phase = J_FINISHING;
 	j->state_name = "finishing";
+	if (j->retry_ev != NULL)
+		evtimer_del(j->retry_ev);
 	if (j->icw != NULL) {
 		instconn_wait_cancel(j->icw);
 		j->icw = NULL;
@@ -364,14 +370,51 @@ exec_out(void *arg, const void *data, size_t len)
 	gitlab_trace_append(j->trace, data, len);
 }
 
+static void got_connection(void *arg, int err, const char *msg,
+    struct instconn *ic);
+
+/* The retry interval is over: connect again (a broken connection is
+ * replaced by the pool), then prepare again. */
+static void
+retry_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct rjob *j = arg;
+
+	(void)fd;
+	(void)what;
+	if (j->phase != J_CONNECTING)
+		return;
+	j->icw = instconn_get(j->rr->pool, j->instance, got_connection, j);
+}
+
 static void
 exec_done(void *arg, const struct exec_result *res)
 {
 	struct rjob *j = arg;
 	const char *reason = res->failure_reason;
 
+	if (res->retry && !j->interrupted && !j->cancel_wanted &&
+	    j->have_key && j->phase == J_RUNNING) {
+		/* GitLab's preparation retry: the same instance, a new
+		 * executor, EXEC_PREPARE_RETRY_S later.  Nothing ran yet. */
+		struct timeval tv = { EXEC_PREPARE_RETRY_S, 0 };
+
+		exec_free(j->exec);
+		j->exec = NULL;
+		instconn_put(j->ic);
+		j->ic = NULL;
+		j->prepare_attempt++;
+		j->phase = J_CONNECTING;
+		j->state_name = "preparing";
+		if (j->retry_ev == NULL)
+			j->retry_ev = evtimer_new(j->run->base, retry_fire, j);
+		evtimer_add(j->retry_ev, &tv);
+		return;
+	}
 	if (j->interrupted && res->state != GITLAB_SUCCESS)
 		reason = "runner_interrupted";
+	else if (res->retry && j->cancel_wanted)
+		reason = "job_canceled";
 	job_finish(j, res->state, reason, res->exit_code);
 }
 
@@ -383,6 +426,22 @@ got_connection(void *arg, int err, const char *msg, struct instconn *ic)
 	struct exec_params p;
 
 	j->icw = NULL;
+	if (err != 0 && j->prepare_attempt > 0) {
+		/* A retry that cannot reach the instance: GitLab's Prepare
+		 * failing to dial, counted as an attempt. */
+		job_trace_line(j, "\033[31;1m", "ERROR: Preparation failed: %s",
+		    msg);
+		if (j->prepare_attempt + 1 < EXEC_PREPARE_TRIES &&
+		    !j->cancel_wanted && !j->interrupted) {
+			struct timeval tv = { EXEC_PREPARE_RETRY_S, 0 };
+
+			job_trace_line(j, "", "Will be retried in %ds ...",
+			    EXEC_PREPARE_RETRY_S);
+			j->prepare_attempt++;
+			evtimer_add(j->retry_ev, &tv);
+			return;
+		}
+	}
 	if (err != 0) {
 		job_fail_early(j, "runner_system_failure", msg);
 		return;
@@ -408,6 +467,9 @@ got_connection(void *arg, int err, const char *msg, struct instconn *ic)
 	    NULL;
 	p.helper_image_tar = r->helper_tar;
 	p.concurrent_id = j->concurrent_id;
+	p.prepare_attempt = j->prepare_attempt;
+	p.prepare_tries = EXEC_PREPARE_TRIES;
+	p.elapsed_s = (mono_ns() - j->started_ns) / 1000000000;
 	gitlab_runner_tls_files(j->rr->gr, &p.tls_ca_file, &p.tls_cert_file,
 	    &p.tls_key_file);
 	j->phase = J_RUNNING;
@@ -479,10 +541,10 @@ trace_event(struct gitlab_trace *t, enum gitlab_trace_event ev,
 		break;
 	case GITLAB_TRACE_CANCEL:
 		log_info("job %" PRId64 " is being canceled", j->job->id);
+		if (j->phase != J_FINISHING)
+			j->cancel_wanted = 1;	/* also: no preparation retry */
 		if (j->exec != NULL && j->phase == J_RUNNING)
 			exec_cancel(j->exec);
-		else if (j->phase != J_FINISHING)
-			j->cancel_wanted = 1;
 		if (j->phase == J_ACQUIRING)
 			job_finish(j, GITLAB_FAILED_STATE, "job_canceled", 0);
 		break;
@@ -1007,6 +1069,8 @@ run_free(struct run *r)
 		r->jobs = j->next;
 		instconn_wait_cancel(j->icw);
 		exec_free(j->exec);
+		if (j->retry_ev != NULL)
+			event_free(j->retry_ev);
 		instconn_put(j->ic);
 		gitlab_trace_free(j->trace);
 		gitlab_job_free(j->job);

@@ -7,11 +7,12 @@
 # then stops the daemon with status 0 and leaves no instance behind.
 set -u
 . "$TOP/tests/lib/e2e.sh"
-e2e_harness run_e2e 13
+e2e_harness run_e2e 14
 
 e2e_infra
 check $? "a Docker engine, the test image and the fake GitLab"
 MPORT=$(tl_free_port 127.0.0.1)
+E2E_DOCKER_EXTRA='ulimit = { nofile = "1024:2048" }'
 E2E_GLOBAL_EXTRA="listen_address = \"127.0.0.1:$MPORT\"" \
 E2E_CAP=2 E2E_MAX_USE=3 E2E_MAX_INST=4 E2E_IDLE=0 E2E_IDLE_TIME=8s \
     e2e_config "$TMP/config.toml"
@@ -46,6 +47,12 @@ check $? "/metrics: running jobs, fleeting_* and API request families"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/health/ready")" = 200 ]
 check $? "/health/ready answers 200 while running"
 e2e_jobs_ok 3 2 "every job succeeded; traces match; instances ran <= 3 jobs, <= 2 at once" $ids
+
+# [runners.docker.ulimit] reaches the build container.
+u=$(e2e_py submit "$URL" 1 --name ulimit --script 'echo "nofile=$(ulimit -n):$(ulimit -Hn)"')
+e2e_py wait "$URL" 60 $u >/dev/null 2>&1
+curl -fsS "$URL/__fake/jobs/$u/trace" | grep -q '^nofile=1024:2048'
+check $? "[runners.docker] ulimit applies to the build container"
 
 v=$(curl -fsS "$URL/__fake/violations")
 [ "$v" = "[]" ]

@@ -91,6 +91,7 @@ ${E2E_GLOBAL_EXTRA:-}
     image = "flotilla-test-busybox"
     network_mode = "host"
     pull_policy = ["if-not-present"]
+    ${E2E_DOCKER_EXTRA:-}
   [runners.autoscaler]
     plugin = "$BUILD/bin/fleeting-plugin-local"
     capacity_per_instance = ${E2E_CAP:-2}

@@ -23,6 +23,7 @@
 #include "err.h"
 #include "executor.h"
 #include "gitlab.h"
+#include "toml.h"
 #include "xmalloc.h"
 
 static void
@@ -106,6 +107,81 @@ test_ram(void **state)
 	assert_int_equal(exec_parse_ram(NULL), -1);
 	assert_int_equal(exec_parse_ram("12x"), -1);
 	assert_int_equal(exec_parse_ram("-1"), -1);
+}
+
+/* [runners.docker.ulimit] as docker's Ulimits. */
+static void
+test_ulimits(void **state)
+{
+	static const char good[] = "nofile = \"1024:2048\"\nrtprio = \"99\"\n";
+	static const char *const bad[] = {
+		"nofiles = \"1\"\n",		/* no such limit */
+		"nofile = \"2048:1024\"\n",	/* soft above hard */
+		"nofile = \"x\"\n",
+		"nofile = \"1:\"\n",
+		"nofile = 5\n",		/* not a string */
+	};
+	struct toml_table *t;
+	json_t *a;
+	char err[256], *dump;
+
+	(void)state;
+	t = toml_parse(good, strlen(good), NULL);
+	assert_non_null(t);
+	a = exec_ulimits_json(t, err, sizeof(err));
+	assert_non_null(a);
+	dump = json_dumps(a, JSON_COMPACT);
+	assert_string_equal(dump, "[{\"Name\":\"nofile\",\"Soft\":1024,"
+	    "\"Hard\":2048},{\"Name\":\"rtprio\",\"Soft\":99,\"Hard\":99}]");
+	free(dump);
+	json_decref(a);
+	toml_free(t);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t = toml_parse(bad[i], strlen(bad[i]), NULL);
+		assert_non_null(t);
+		err[0] = '\0';
+		assert_null(exec_ulimits_json(t, err, sizeof(err)));
+		assert_non_null(strstr(err, "ulimit: "));
+		toml_free(t);
+	}
+}
+
+/* [runners.docker] gpus as the docker CLI reads --gpus. */
+static void
+test_gpus(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "all", "{\"Driver\":\"\",\"Count\":-1,"
+		  "\"Capabilities\":[[\"gpu\"]]}" },
+		{ "2", "{\"Driver\":\"\",\"Count\":2,"
+		  "\"Capabilities\":[[\"gpu\"]]}" },
+		{ "device=0,2", "{\"Driver\":\"\",\"Count\":0,"
+		  "\"DeviceIDs\":[\"0\",\"2\"],\"Capabilities\":[[\"gpu\"]]}" },
+		{ "count=1,driver=nvidia,capabilities=compute",
+		  "{\"Driver\":\"nvidia\",\"Count\":1,"
+		  "\"Capabilities\":[[\"compute\"]]}" },
+	};
+	static const char *const bad[] = { "", "0", "some", "all,2",
+	    "device=", "driver=nvidia" };
+	char err[256], *dump;
+	json_t *o;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		o = exec_gpus_json(cases[i].in, err, sizeof(err));
+		assert_non_null(o);
+		dump = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		assert_string_equal(dump, cases[i].out);
+		free(dump);
+		json_decref(o);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_null(exec_gpus_json(bad[i], err, sizeof(err)));
+		assert_non_null(strstr(err, "gpus: "));
+	}
 }
 
 /* ---- the state machine without an engine ---- */
@@ -340,6 +416,8 @@ main(void)
 		cmocka_unit_test(test_unique_md5),
 		cmocka_unit_test(test_image_name),
 		cmocka_unit_test(test_ram),
+		cmocka_unit_test(test_ulimits),
+		cmocka_unit_test(test_gpus),
 		cmocka_unit_test(test_no_engine),
 		cmocka_unit_test(test_refused_image),
 		cmocka_unit_test(test_abort_before_begin),
