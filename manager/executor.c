@@ -63,6 +63,8 @@
 
 #define LABEL_PREFIX "com.gitlab.gitlab-runner."
 #define HELPER_PATH "/usr/bin/flotilla-helper"
+/* Where cache-init sees a new volume (GitLab's path). */
+#define CACHE_INIT_DIR "/gitlab-runner-cache-init"
 #define AFTER_SCRIPT_TIMEOUT_S 300	/* RUNNER_AFTER_SCRIPT_TIMEOUT */
 #define POST_STAGE_TIMEOUT_S 300	/* stages after a job timeout */
 #define CLEANUP_TIMEOUT_MS (5 * 60 * 1000)
@@ -233,6 +235,9 @@ struct exec {
 	int prepare_attempt, prepare_tries;
 	int64_t elapsed_s;
 	int retry_prepare;	/* prepare failed, to be tried again */
+	size_t step_i;		/* the user step JS_STEP_SCRIPT runs */
+	char *step_section;	/* "step_NAME" */
+	char *step_header;
 
 	/* cleanup */
 	int cleanup_pending;
@@ -2061,6 +2066,82 @@ volumes_plan(struct exec *e)
 		cache_volume(e, cache, 0);
 }
 
+/*
+ * After a volume is created, a short-lived helper container runs
+ * "cache-init" on it, so that a job whose image runs as another user than
+ * root can write there (GitLab's volumes/permission: world-writable).
+ */
+static void
+ci_wait_cb(struct exec *e, void *data, const struct docker_result *res)
+{
+	struct vol *v = &e->vols[e->vol_i];
+
+	(void)data;
+	if (res->err != 0 || res->exit_code != 0) {
+		prepare_failed(e, "runner_system_failure", 1, "cache-init of "
+		    "volume %s: %s", v->name, res->err != 0 ? res->msg :
+		    "the helper exited with an error");
+		return;
+	}
+	e->vol_i++;
+	volumes_next(e);
+}
+
+static void
+ci_start_cb(struct exec *e, void *data, const struct docker_result *res)
+{
+	struct op *o;
+
+	(void)data;
+	if (res->err != 0) {
+		prepare_failed(e, "runner_system_failure", 1, "cache-init of "
+		    "volume %s: %s", e->vols[e->vol_i].name, res->msg);
+		return;
+	}
+	o = op_new(e, ci_wait_cb, NULL);
+	o->req = docker_container_wait(e->d, e->ctrs[e->nctrs - 1].id,
+	    "not-running", op_cb, o);
+}
+
+static void
+ci_create_cb(struct exec *e, void *data, const struct docker_result *res)
+{
+	struct vol *v = &e->vols[e->vol_i];
+	struct op *o;
+	char *name;
+
+	(void)data;
+	if (res->err != 0 || res->id == NULL) {
+		prepare_failed(e, "runner_system_failure", 1, "cache-init of "
+		    "volume %s: %s", v->name, res->msg);
+		return;
+	}
+	name = xasprintf("%s-cache-init-%zu", e->prefix, e->vol_i);
+	add_ctr(e, name, res->id, "cache-init");
+	free(name);
+	o = op_new(e, ci_start_cb, NULL);
+	o->req = docker_container_start(e->d, res->id, op_cb, o);
+}
+
+static void
+cache_init_begin(struct exec *e, const struct vol *v)
+{
+	json_t *body, *hc;
+	char *name;
+	struct op *o;
+
+	hc = json_pack("{s:[s+], s:s}", "Binds", v->name,
+	    ":" CACHE_INIT_DIR, "NetworkMode", "none");
+	body = json_pack("{s:s, s:[s,s,s], s:o, s:o}", "Image",
+	    e->helper_image, "Cmd", HELPER_PATH, "cache-init", CACHE_INIT_DIR,
+	    "Labels", labels_for(e, "cache-init"), "HostConfig", hc);
+	name = xasprintf("%s-cache-init-%zu", e->prefix, e->vol_i);
+	o = op_new(e, ci_create_cb, NULL);
+	o->req = docker_container_create(e->d, name, body, op_cb, o);
+	free(name);
+	json_decref(body);
+}
+
 static void
 vol_create_cb(struct exec *e, void *data, const struct docker_result *res)
 {
@@ -2077,8 +2158,7 @@ vol_create_cb(struct exec *e, void *data, const struct docker_result *res)
 	bind = xasprintf("%s:%s", v->name, v->dest);
 	json_array_append_new(e->binds, json_string(bind));
 	free(bind);
-	e->vol_i++;
-	volumes_next(e);
+	cache_init_begin(e, v);
 }
 
 static void
@@ -2385,9 +2465,36 @@ ping_cb(struct exec *e, void *data, const struct docker_result *res)
 /* stages                                                            */
 
 static const char *
-step_name(enum jobscript_stage st)
+step_name(const struct exec *e, enum jobscript_stage st)
 {
-	return st == JS_AFTER_SCRIPT ? "after_script" : "script";
+	if (st == JS_AFTER_SCRIPT)
+		return "after_script";
+	if (e->step_i < e->job->nsteps)
+		return e->job->steps[e->step_i].name;
+	return "script";
+}
+
+/* The first user step at or after index i (not after_script), or nsteps:
+ * GitLab runs them in the job's order, each its own "step_NAME" stage,
+ * and stops at the first that fails. */
+static size_t
+user_step_from(const struct exec *e, size_t i)
+{
+	for (; i < e->job->nsteps; i++)
+		if (strcmp(e->job->steps[i].name, "after_script") != 0)
+			return i;
+	return e->job->nsteps;
+}
+
+/* The section of stage st: "step_NAME" for a user step. */
+static const char *
+stage_section(struct exec *e, enum jobscript_stage st)
+{
+	if (st != JS_STEP_SCRIPT || e->step_i >= e->job->nsteps)
+		return jobscript_stage_name(st);
+	free(e->step_section);
+	e->step_section = xasprintf("step_%s", step_name(e, st));
+	return e->step_section;
 }
 
 static int64_t
@@ -2396,7 +2503,7 @@ step_timeout(struct exec *e, enum jobscript_stage st)
 	size_t i;
 
 	for (i = 0; i < e->job->nsteps; i++)
-		if (strcmp(e->job->steps[i].name, step_name(st)) == 0)
+		if (strcmp(e->job->steps[i].name, step_name(e, st)) == 0)
 			return e->job->steps[i].timeout;
 	return 0;
 }
@@ -2757,7 +2864,18 @@ ctr_create(struct exec *e, int build, char *script)
 	char *name;
 	struct op *o;
 
-	cmd = json_pack("[s,s,s]", "sh", "-c", jobscript_shell_detect());
+	if (!build && !config_feature_flag(e->rc,
+	    "FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR", 0)) {
+		/* GitLab's helper entrypoint (gitlab-runner-build): what the
+		 * helper writes (sources, .tmp, caches) is writable by a
+		 * build container that does not run as root. */
+		char *c = xasprintf("umask 0000\n%s", jobscript_shell_detect());
+
+		cmd = json_pack("[s,s,s]", "sh", "-c", c);
+		free(c);
+	} else {
+		cmd = json_pack("[s,s,s]", "sh", "-c", jobscript_shell_detect());
+	}
 	body = json_pack("{s:s, s:s, s:o, s:O, s:o, s:b, s:b, s:b, s:b, s:b, "
 	    "s:b, s:o}", "Image", image, "Hostname", e->hostname_ctr,
 	    "Cmd", cmd, "Env", e->env,
@@ -2814,15 +2932,25 @@ stage_begin(struct exec *e, enum jobscript_stage st)
 	if (st == JS_AFTER_SCRIPT || st >= JS_ARCHIVE_CACHE)
 		e->ctx.job_status = e->canceled ? "canceled" :
 		    e->reason != NULL ? "failed" : "success";
-	script = jobscript_build(&e->ctx, st, &skip);
+	if (st == JS_STEP_SCRIPT && e->step_i < e->job->nsteps)
+		script = jobscript_build_step(&e->ctx, step_name(e, st), &skip);
+	else
+		script = jobscript_build(&e->ctx, st, &skip);
 	if (script == NULL) {
 		stage_next(e);
 		return;
 	}
 	if (st == JS_STEP_SCRIPT)
 		e->user_phase = 1;
-	section_start(e, jobscript_stage_name(st),
-	    jobscript_stage_header(st, &e->ctx));
+	if (st == JS_STEP_SCRIPT && e->step_i < e->job->nsteps) {
+		free(e->step_header);
+		e->step_header = xasprintf("Executing \"%s\" stage of the job "
+		    "script", stage_section(e, st));
+		section_start(e, stage_section(e, st), e->step_header);
+	} else {
+		section_start(e, jobscript_stage_name(st),
+		    jobscript_stage_header(st, &e->ctx));
+	}
 	e->stage_timeout_s = stage_limit(e, st, &is_job);
 	e->stage_is_job = is_job;
 	tv.tv_sec = (time_t)e->stage_timeout_s;
@@ -2868,7 +2996,7 @@ static void
 stage_end(struct exec *e, int exit_code, int have_code)
 {
 	enum jobscript_stage st = e->stage;
-	const char *name = jobscript_stage_name(st);
+	const char *name = stage_section(e, st);
 
 	evtimer_del(e->stage_timer);
 	evtimer_del(e->kill_timer);
@@ -2947,9 +3075,16 @@ stage_next(struct exec *e)
 			next = JS_ARCHIVE_CACHE_ON_FAILURE;
 		else
 			next = st + 1;
+		if (next == JS_STEP_SCRIPT)
+			e->step_i = user_step_from(e, 0);
 		break;
 	case JS_STEP_SCRIPT:
 		next = JS_AFTER_SCRIPT;
+		if (!failed && !e->canceled && !e->timed_out &&
+		    e->step_i < e->job->nsteps &&
+		    (e->step_i = user_step_from(e, e->step_i + 1)) <
+		    e->job->nsteps)
+			next = JS_STEP_SCRIPT;
 		break;
 	case JS_AFTER_SCRIPT:
 		e->post_phase = 1;
@@ -3174,7 +3309,7 @@ exec_start(const struct exec_params *p, exec_output_fn out,
 	sbuf_init(&e->ob);
 	e->helper_ctr = e->build_ctr = -1;
 	e->phase = PH_PREPARE;
-	e->start_mono = mono_s();
+	e->start_mono = mono_s() - e->elapsed_s;	/* earlier attempts */
 
 	/* The masker: masked variables, and the job token itself. */
 	phrases = xcalloc(j->variables.n + 2, sizeof(*phrases));
@@ -3356,6 +3491,8 @@ exec_release(struct exec *e)
 	free(e->hostname);
 	free(e->helper_ref);
 	free(e->helper_tar);
+	free(e->step_section);
+	free(e->step_header);
 	free(e->tls_ca);
 	free(e->tls_cert);
 	freezero_str(e->tls_key);

@@ -12,6 +12,7 @@
 # variable (also split over two writes), after_script, artifacts uploaded
 # then downloaded by a dependent job, a cache saved then restored, a
 # service reached by its alias (health-checked), exit 3, the job timeout,
+# a cache volume written by a build container that is not root,
 # a cancel from GitLab and one from the runner in the middle of a script,
 # the Docker engine reached through the SSH tunnel, and 100 jobs (10 at a
 # time) leaving no container, volume or network behind.
@@ -62,7 +63,7 @@ nok() { n=$((n + 1)); echo "not ok $n - $*"; }
 skip() { n=$((n + 1)); echo "ok $n - $* # SKIP no helper image (make helper-image)"; }
 mark() { echo "# $(( $(date +%s) - T0 )) s: $*"; }
 
-echo "1..19"
+echo "1..20"
 
 # ---- infrastructure ----
 dockerd_start "$TMP/docker" || { echo "Bail out! dockerd"; exit 1; }
@@ -146,7 +147,7 @@ queue() {
 run() {
 	_name=$1
 	shift
-	"$PROBE" --config "$TMP/config.toml" --socket "$SOCK" --wait 5 \
+	"$PROBE" --config "${RUNCFG:-$TMP/config.toml}" --socket "$SOCK" --wait 5 \
 	    --interval 300 ${HELPER_TAR:+--helper-tar "$HELPER_TAR"} "$@" \
 	    >"$TMP/$_name.out" 2>"$TMP/$_name.err"
 	PRC=$?
@@ -235,6 +236,19 @@ queue after --script 'echo main' --after 'echo "after-ran $CI_JOB_STATUS"' \
 run after
 expect after success None None "after_script runs (CI_JOB_STATUS=success), its failure only warns" \
     "+after-ran success" "+after_script failed, but job will continue" "+Job succeeded"
+
+# 4b. a build container that is not root writes the cache volume: the
+# helper's cache-init made the new volume world-writable, as GitLab's does.
+config "$TMP/config-user.toml" if-not-present '    user = "65534:65534"'
+if [ -n "$H" ]; then
+	queue user --script 'echo "uid=$(id -u)"' \
+	    --script 'touch /cache/by-nobody && echo cache-writable'
+	RUNCFG=$TMP/config-user.toml run user
+	expect user success None None "a build container running as uid 65534 writes the new cache volume (cache-init)" \
+	    "+uid=65534" "+cache-writable"
+else
+	skip "cache-init"
+fi
 
 # 5-6. artifacts: uploaded by one job, downloaded by a dependent job.
 if [ -n "$H" ]; then

@@ -7,7 +7,7 @@
 # then stops the daemon with status 0 and leaves no instance behind.
 set -u
 . "$TOP/tests/lib/e2e.sh"
-e2e_harness run_e2e 14
+e2e_harness run_e2e 16
 
 e2e_infra
 check $? "a Docker engine, the test image and the fake GitLab"
@@ -47,6 +47,25 @@ check $? "/metrics: running jobs, fleeting_* and API request families"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/health/ready")" = 200 ]
 check $? "/health/ready answers 200 while running"
 e2e_jobs_ok 3 2 "every job succeeded; traces match; instances ran <= 3 jobs, <= 2 at once" $ids
+
+# User steps after the script (GitLab's release step): each its own
+# step_NAME stage, in order; a failing script skips the rest.
+rel=$(e2e_py submit "$URL" 1 --name release --script 'echo in-script' \
+    --release 'echo in-release-$CI_JOB_ID')
+relf=$(e2e_py submit "$URL" 1 --name release-skipped --script 'exit 4' \
+    --release 'echo never-here')
+e2e_py wait "$URL" 60 $rel $relf >/dev/null 2>&1
+curl -fsS "$URL/__fake/jobs/$rel/trace" >"$TMP/trace-rel.txt"
+[ "$(e2e_py state "$URL" $rel | cut -d' ' -f1)" = success ] &&
+    grep -q "step_release.*Executing \"step_release\" stage of the job script" "$TMP/trace-rel.txt" &&
+    grep -q "^in-release-$rel" "$TMP/trace-rel.txt" &&
+    [ "$(grep -n 'in-script$' "$TMP/trace-rel.txt" | head -1 | cut -d: -f1)" -lt \
+      "$(grep -n "^in-release-$rel" "$TMP/trace-rel.txt" | cut -d: -f1)" ]
+check $? "a release step runs after the script as step_release"
+curl -fsS "$URL/__fake/jobs/$relf/trace" >"$TMP/trace-relf.txt"
+[ "$(e2e_py state "$URL" $relf)" = "failed script_failure" ] &&
+    ! grep -q "never-here$" "$TMP/trace-relf.txt"
+check $? "a failed script skips the release step"
 
 # [runners.docker.ulimit] reaches the build container.
 u=$(e2e_py submit "$URL" 1 --name ulimit --script 'echo "nofile=$(ulimit -n):$(ulimit -Hn)"')

@@ -3,13 +3,14 @@
 (tests/integration/run_*.sh), against tests/fakes/fake_gitlab.py.
 
     e2e.py submit URL COUNT [--sleep S] [--script LINE]... [--name N] [--t0]
-                  [--artifact PATH]... [--image NAME]
+                  [--artifact PATH]... [--image NAME] [--release LINE]...
         queue COUNT jobs; prints their ids, one a line (with --t0, each
         followed by /proc/uptime just before it was queued).  Each job's script
         prints "START <uptime>" and "END <uptime>" (/proc/uptime: one clock
         for every container of the machine) around a sleep of S seconds.
         --artifact: PATH is uploaded as the job's zip archive on success.
         --image: the job's image (default: none, the runner's).
+        --release: a "release" step after the script, with these lines.
     e2e.py wait URL TIMEOUT ID...
         wait until every job has a final state (exit 1 on timeout).
     e2e.py check URL [--expect STATE] [--max-jobs N] [--max-at-once N] ID...
@@ -59,7 +60,7 @@ def job_state(base, jid):
         raise
 
 
-def payload(jid, name, script, timeout, artifacts=(), image=""):
+def payload(jid, name, script, timeout, artifacts=(), image="", release=()):
     token = "glcbt-e2e_" + secrets.token_hex(12)
     return {
         "id": jid, "token": token, "allow_git_fetch": False,
@@ -77,7 +78,10 @@ def payload(jid, name, script, timeout, artifacts=(), image=""):
             {"key": "GIT_STRATEGY", "value": "none", "public": True},
         ],
         "steps": [{"name": "script", "script": script, "timeout": timeout,
-                   "when": "on_success", "allow_failure": False}],
+                   "when": "on_success", "allow_failure": False}] +
+                 ([{"name": "release", "script": list(release),
+                    "timeout": timeout, "when": "on_success",
+                    "allow_failure": False}] if release else []),
         "image": {"name": image}, "services": [],
         "artifacts": [{"name": "out", "untracked": False, "paths": list(artifacts),
                        "exclude": [], "when": "on_success",
@@ -98,6 +102,7 @@ def submit(args):
     base, count = args[0], int(args[1])
     sleep, name, script, timeout, artifacts = 2, "e2e", [], 600, []
     image = ""
+    release = []
     t0 = False
     i = 2
     while i < len(args):
@@ -117,6 +122,8 @@ def submit(args):
             artifacts.append(args[i + 1])
         elif args[i] == "--image":
             image = args[i + 1]
+        elif args[i] == "--release":
+            release.append(args[i + 1])
         i += 2
     if not script:
         script = ["echo START $(cut -d' ' -f1 /proc/uptime)",
@@ -125,7 +132,7 @@ def submit(args):
     for k in range(count):
         jid = int(time.time() * 1000) % 100000000 * 100 + k
         p = payload(jid, "%s-%d" % (name, k), script, timeout, artifacts,
-                    image)
+                    image, release)
         with open("/proc/uptime") as f:
             up = f.read().split()[0]
         r = call(base, "POST", "/__fake/jobs", p)
