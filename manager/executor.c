@@ -3214,6 +3214,13 @@ begin_cb(evutil_socket_t fd, short what, void *arg)
 		size_t i;
 		char err[256];
 
+		/* The job's variable wins over the runner's environment
+		 * (GitLab's GetAllVariables, the last one counts). */
+		for (i = 0; cfg == NULL && i < e->rc->environment.n; i++)
+			if (strncmp(e->rc->environment.v[i],
+			    "DOCKER_AUTH_CONFIG=", 19) == 0)
+				cfg = e->rc->environment.v[i] + 19;
+
 		e->auth = dockerauth_new();
 		if (cfg != NULL && dockerauth_add_config(e->auth, cfg,
 		    strlen(cfg), "$DOCKER_AUTH_CONFIG", err, sizeof(err)) < 0)

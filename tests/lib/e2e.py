@@ -4,6 +4,7 @@
 
     e2e.py submit URL COUNT [--sleep S] [--script LINE]... [--name N] [--t0]
                   [--artifact PATH]... [--image NAME] [--release LINE]...
+                  [--var KEY=VALUE]...
         queue COUNT jobs; prints their ids, one a line (with --t0, each
         followed by /proc/uptime just before it was queued).  Each job's script
         prints "START <uptime>" and "END <uptime>" (/proc/uptime: one clock
@@ -11,6 +12,7 @@
         --artifact: PATH is uploaded as the job's zip archive on success.
         --image: the job's image (default: none, the runner's).
         --release: a "release" step after the script, with these lines.
+        --var: a job variable (not masked).
     e2e.py wait URL TIMEOUT ID...
         wait until every job has a final state (exit 1 on timeout).
     e2e.py check URL [--expect STATE] [--max-jobs N] [--max-at-once N] ID...
@@ -60,7 +62,8 @@ def job_state(base, jid):
         raise
 
 
-def payload(jid, name, script, timeout, artifacts=(), image="", release=()):
+def payload(jid, name, script, timeout, artifacts=(), image="", release=(),
+            variables=()):
     token = "glcbt-e2e_" + secrets.token_hex(12)
     return {
         "id": jid, "token": token, "allow_git_fetch": False,
@@ -76,7 +79,8 @@ def payload(jid, name, script, timeout, artifacts=(), image="", release=()):
             {"key": "CI_JOB_TOKEN", "value": token, "public": False,
              "masked": True},
             {"key": "GIT_STRATEGY", "value": "none", "public": True},
-        ],
+        ] + [{"key": k, "value": v, "public": False, "masked": False}
+             for k, v in variables],
         "steps": [{"name": "script", "script": script, "timeout": timeout,
                    "when": "on_success", "allow_failure": False}] +
                  ([{"name": "release", "script": list(release),
@@ -103,6 +107,7 @@ def submit(args):
     sleep, name, script, timeout, artifacts = 2, "e2e", [], 600, []
     image = ""
     release = []
+    variables = []
     t0 = False
     i = 2
     while i < len(args):
@@ -124,6 +129,8 @@ def submit(args):
             image = args[i + 1]
         elif args[i] == "--release":
             release.append(args[i + 1])
+        elif args[i] == "--var":
+            variables.append(tuple(args[i + 1].split("=", 1)))
         i += 2
     if not script:
         script = ["echo START $(cut -d' ' -f1 /proc/uptime)",
@@ -132,7 +139,7 @@ def submit(args):
     for k in range(count):
         jid = int(time.time() * 1000) % 100000000 * 100 + k
         p = payload(jid, "%s-%d" % (name, k), script, timeout, artifacts,
-                    image, release)
+                    image, release, variables)
         with open("/proc/uptime") as f:
             up = f.read().split()[0]
         r = call(base, "POST", "/__fake/jobs", p)

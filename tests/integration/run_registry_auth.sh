@@ -1,0 +1,101 @@
+#!/bin/sh
+# Jobs whose image is in a private registry: a real one (Debian's
+# docker-registry with htpasswd authentication, plain HTTP on 127.0.0.1,
+# which dockerd treats as insecure by default).  Without credentials the
+# pull is refused and the job fails as image_pull_failure; with
+# DOCKER_AUTH_CONFIG as a job variable, or in the runner's environment,
+# flotilla sends X-Registry-Auth and the job runs.  The password appears in
+# no log and no trace.  Skipped without docker-registry (make deps).
+set -u
+. "$TOP/tests/lib/e2e.sh"
+PLAN=7
+if [ ! -x /usr/bin/docker-registry ]; then
+	echo "1..$PLAN"
+	i=1
+	while [ $i -le $PLAN ]; do echo "ok $i - # SKIP no docker-registry"; i=$((i + 1)); done
+	exit 0
+fi
+e2e_harness run_registry_auth $PLAN
+REG_PID=
+reg_cleanup() {
+	[ -n "$REG_PID" ] && tl_stop 10 "$REG_PID"
+	e2e_cleanup
+}
+trap reg_cleanup EXIT
+
+RUSER=ci-puller
+RPASS=pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+RPORT=$(tl_free_port 127.0.0.1)
+REG=127.0.0.1:$RPORT
+mkdir -p "$TMP/registry"
+/usr/bin/python3 -W ignore -c '
+import crypt, sys
+print("%s:%s" % (sys.argv[1], crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH))))
+' "$RUSER" "$RPASS" >"$TMP/htpasswd"
+cat >"$TMP/registry.yml" <<EOF
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $TMP/registry
+auth:
+  htpasswd:
+    realm: flotilla-test
+    path: $TMP/htpasswd
+http:
+  addr: $REG
+EOF
+/usr/bin/docker-registry serve "$TMP/registry.yml" >"$TMP/registry.log" 2>&1 &
+REG_PID=$!
+tl_wait 20 curl -s -o /dev/null "http://$REG/v2/" &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/")" = 401 ] &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -u "$RUSER:$RPASS" "http://$REG/v2/")" = 200 ]
+check $? "a registry that wants a password (401 without, 200 with)"
+
+e2e_infra &&
+    printf '%s' "$RPASS" | "$DOCKER" login -u "$RUSER" --password-stdin "$REG" >/dev/null 2>&1 &&
+    "$DOCKER" tag flotilla-test-busybox "$REG/private/busybox:1" &&
+    "$DOCKER" push -q "$REG/private/busybox:1" >/dev/null &&
+    "$DOCKER" logout "$REG" >/dev/null 2>&1 &&
+    "$DOCKER" rmi "$REG/private/busybox:1" >/dev/null
+check $? "the private image pushed, then removed from the engine"
+
+AUTH=$(printf '%s:%s' "$RUSER" "$RPASS" | base64 | tr -d '\n')
+AUTHCFG="{\"auths\": {\"$REG\": {\"auth\": \"$AUTH\"}}}"
+E2E_CAP=2 E2E_MAX_USE=100 E2E_MAX_INST=1 E2E_IDLE=1 E2E_IDLE_TIME=5m
+e2e_config "$TMP/config.toml"
+e2e_start
+check $? "flotilla run starts"
+
+IMG=$REG/private/busybox:1
+no=$(e2e_py submit "$URL" 1 --name no-creds --image "$IMG" --script 'echo ran')
+e2e_py wait "$URL" 120 $no >/dev/null 2>&1
+[ "$(e2e_py state "$URL" $no)" = "failed image_pull_failure" ]
+check $? "without credentials the pull is refused: image_pull_failure"
+
+yes=$(e2e_py submit "$URL" 1 --name job-creds --image "$IMG" \
+    --script 'echo ran-from-private' --var "DOCKER_AUTH_CONFIG=$AUTHCFG")
+e2e_py wait "$URL" 120 $yes >/dev/null 2>&1
+curl -fsS "$URL/__fake/jobs/$yes/trace" >"$TMP/trace-yes.txt"
+[ "$(e2e_py state "$URL" $yes | cut -d' ' -f1)" = success ] &&
+    grep -q '^ran-from-private' "$TMP/trace-yes.txt"
+check $? "DOCKER_AUTH_CONFIG as a job variable: pulled, the job ran"
+
+# The runner's environment: a second config, the same daemon restarted.
+e2e_stop
+"$DOCKER" rmi "$IMG" >/dev/null 2>&1
+E2E_RUNNER_EXTRA="environment = ['DOCKER_AUTH_CONFIG=$AUTHCFG']"
+e2e_config "$TMP/config.toml"
+e2e_start
+env=$(e2e_py submit "$URL" 1 --name env-creds --image "$IMG" --script 'echo ran-with-env-creds')
+e2e_py wait "$URL" 120 $env >/dev/null 2>&1
+curl -fsS "$URL/__fake/jobs/$env/trace" >"$TMP/trace-env.txt"
+[ "$(e2e_py state "$URL" $env | cut -d' ' -f1)" = success ] &&
+    grep -q '^ran-with-env-creds' "$TMP/trace-env.txt"
+check $? "DOCKER_AUTH_CONFIG in the runner's environment: pulled, the job ran"
+
+for id in $no $yes $env; do curl -fsS "$URL/__fake/jobs/$id/trace"; done >"$TMP/traces.txt"
+! grep -q -- "$RPASS" "$TMP/flotilla.log" "$TMP/traces.txt" &&
+    ! grep -q -- "$AUTH" "$TMP/flotilla.log"
+check $? "the registry password is in no log and no trace"
