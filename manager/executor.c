@@ -55,6 +55,7 @@
 #include "jobmask.h"
 #include "jobscript.h"
 #include "pullpolicy.h"
+#include "timestamper.h"
 #include "toml.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -169,6 +170,12 @@ struct exec {
 	struct op_list ops;
 	struct jobmask *mask;
 	struct sbuf ob;
+	/* FF_TIMESTAMPS: the runner's stream (00 O), the job's stdout and
+	 * stderr (01 O, 01 E); the masker's held bytes are mask_ts's. */
+	int ts_on;
+	struct tstamp ts[3];
+	int mask_ts;
+	struct sbuf mb;
 	struct jobscript_ctx ctx;
 	struct jobscript_paths paths;
 	struct dockerauth *auth;
@@ -366,6 +373,27 @@ exec_image_name_only(const char *ref)
 	return xstrndup(ref, n);
 }
 
+int
+exec_timestamps_on(const struct config_runner *rc,
+    const struct gitlab_job *job)
+{
+	const char *v;
+
+	if (rc != NULL && rc->feature_flags != NULL &&
+	    toml_get(rc->feature_flags, "FF_TIMESTAMPS") != NULL)
+		return config_feature_flag(rc, "FF_TIMESTAMPS", 1);
+	v = job != NULL ? gitlab_job_variable(job, "FF_TIMESTAMPS") : NULL;
+	if (v != NULL && *v != '\0') {
+		if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 ||
+		    strcasecmp(v, "t") == 0)
+			return 1;
+		if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 ||
+		    strcasecmp(v, "f") == 0)
+			return 0;
+	}
+	return 1;
+}
+
 json_t *
 exec_ulimits_json(const struct toml_table *t, char *err, size_t errlen)
 {
@@ -544,11 +572,41 @@ deliver(struct exec *e)
 	sbuf_reset(&e->ob);
 }
 
-/* Container output: masked, held back across chunks. */
+/* Masked bytes of stream k (in e->mb) on to the trace buffer. */
 static void
-emit_output(struct exec *e, const void *data, size_t len)
+stamp(struct exec *e, int k)
 {
-	jobmask_write(e->mask, data, len, &e->ob);
+	if (e->mb.len == 0)
+		return;
+	if (e->ts_on)
+		tstamp_write(&e->ts[k], e->mb.buf, e->mb.len, tstamp_now_us(),
+		    &e->ob);
+	else
+		sbuf_add(&e->ob, e->mb.buf, e->mb.len);
+	sbuf_reset(&e->mb);
+}
+
+/* What the masker holds back belongs to the stream that wrote it. */
+static void
+mask_switch(struct exec *e, int k)
+{
+	if (e->mask_ts != k) {
+		jobmask_flush(e->mask, &e->mb);
+		stamp(e, e->mask_ts);
+		e->mask_ts = k;
+	}
+}
+
+/* Container output (stream 1 stdout, 2 stderr): masked, held back across
+ * chunks. */
+static void
+emit_output(struct exec *e, int stream, const void *data, size_t len)
+{
+	int k = stream == 2 ? 2 : 1;
+
+	mask_switch(e, k);
+	jobmask_write(e->mask, data, len, &e->mb);
+	stamp(e, k);
 	deliver(e);
 }
 
@@ -556,9 +614,24 @@ emit_output(struct exec *e, const void *data, size_t len)
 static void
 emit_runner(struct exec *e, const struct sbuf *text)
 {
-	jobmask_flush(e->mask, &e->ob);
-	jobmask_write(e->mask, text->buf, text->len, &e->ob);
-	jobmask_flush(e->mask, &e->ob);
+	jobmask_flush(e->mask, &e->mb);
+	stamp(e, e->mask_ts);
+	e->mask_ts = 0;
+	jobmask_write(e->mask, text->buf, text->len, &e->mb);
+	jobmask_flush(e->mask, &e->mb);
+	stamp(e, 0);
+	deliver(e);
+}
+
+/* A stage's output is over: its partial lines end (GitLab closes the
+ * stage's stream writers). */
+static void
+stamp_close(struct exec *e)
+{
+	jobmask_flush(e->mask, &e->mb);
+	stamp(e, e->mask_ts);
+	for (int k = 0; k < 3 && e->ts_on; k++)
+		tstamp_close(&e->ts[k], &e->ob);
 	deliver(e);
 }
 
@@ -1020,6 +1093,7 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	memset(&r, 0, sizeof(r));
 	sbuf_init(&s);
+	stamp_close(e);
 	if (e->retry_prepare && e->reason != NULL && !e->canceled &&
 	    e->abort_reason == NULL) {
 		joblog_line(&s, JOBLOG_ERROR, "ERROR: Preparation failed: %s",
@@ -2790,7 +2864,7 @@ stage_chunk(struct exec *e, void *data, int stream, const char *buf,
 		o->req = docker_container_start(e->d, c->id, op_cb, o);
 		return;
 	}
-	emit_output(e, buf, len);
+	emit_output(e, stream, buf, len);
 }
 
 static void
@@ -3000,14 +3074,9 @@ stage_end(struct exec *e, int exit_code, int have_code)
 
 	evtimer_del(e->stage_timer);
 	evtimer_del(e->kill_timer);
-	/* Release what the masker held back, then close the section. */
-	{
-		struct sbuf empty;
-
-		sbuf_init(&empty);
-		emit_runner(e, &empty);
-		sbuf_release(&empty);
-	}
+	/* Release what the masker held back and end partial lines, then
+	 * close the section. */
+	stamp_close(e);
 	if (e->stage_reason != NULL) {
 		if (strcmp(e->stage_reason, "after_script_timeout") == 0) {
 			msg(e, JOBLOG_WARNING, "WARNING: after_script failed, "
@@ -3329,6 +3398,11 @@ exec_start(const struct exec_params *p, exec_output_fn out,
 	    j->token_mask_prefixes.n,
 	    config_feature_flag(p->rc, "FF_MASK_ALL_DEFAULT_TOKENS", 1));
 	free(phrases);
+	e->ts_on = exec_timestamps_on(p->rc, j);
+	tstamp_init(&e->ts[0], 0, TSTAMP_STDOUT);
+	tstamp_init(&e->ts[1], 1, TSTAMP_STDOUT);
+	tstamp_init(&e->ts[2], 1, TSTAMP_STDERR);
+	sbuf_init(&e->mb);
 
 	e->ctx.job = j;
 	e->ctx.rc = p->rc;
@@ -3483,6 +3557,9 @@ exec_release(struct exec *e)
 	img_reset(&e->img);
 	jobmask_free(e->mask);
 	sbuf_release(&e->ob);
+	sbuf_release(&e->mb);
+	for (i = 0; i < 3; i++)
+		tstamp_release(&e->ts[i]);
 	jobscript_paths_release(&e->paths);
 	dockerauth_free(e->auth);
 	json_decref(e->env);

@@ -55,6 +55,7 @@
 #include "gitlab.h"
 
 struct toml_table;
+struct config_runner;
 
 struct event_base;
 struct docker;
@@ -153,6 +154,14 @@ void exec_md5_hex(const char *s, char out[33]);
 char *exec_image_name_only(const char *ref);
 /* Docker's RAM units ("128m", "1g", "512k", "100"): bytes, or -1. */
 long long exec_parse_ram(const char *s);
+
+/*
+ * FF_TIMESTAMPS for a job: the runner's [runners.feature_flags] when set
+ * there, else the job's variable (Go's ParseBool), else on (GitLab Runner
+ * 18.7+).  Timestamped lines are described in timestamper.h.
+ */
+int exec_timestamps_on(const struct config_runner *rc,
+    const struct gitlab_job *job);
 
 /*
  * [runners.docker.ulimit] as HostConfig.Ulimits: each NAME = "SOFT[:HARD]"

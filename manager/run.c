@@ -37,6 +37,7 @@
 #include "run.h"
 #include "scaler.h"
 #include "systemid.h"
+#include "timestamper.h"
 #include "xmalloc.h"
 
 #define NS		INT64_C(1000000000)
@@ -224,17 +225,23 @@ static void
 job_trace_line(struct rjob *j, const char *color, const char *fmt, ...)
 {
 	char line[1024];
-	char out[1100];
+	char out[TSTAMP_HEADER_LEN + 1100];
+	size_t h = 0;
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	n = snprintf(out, sizeof(out), "%s%s\033[0;m\n", color, line);
+	if (exec_timestamps_on(j->rc, j->job)) {	/* the runner's stream */
+		tstamp_header(out, tstamp_now_us(), 0, TSTAMP_STDOUT, ' ');
+		h = TSTAMP_HEADER_LEN;
+	}
+	n = snprintf(out + h, sizeof(out) - h, "%s%s\033[0;m\n", color, line);
 	if (n > 0 && j->trace != NULL)
-		gitlab_trace_append(j->trace, out,
-		    (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+		gitlab_trace_append(j->trace, out, h +
+		    ((size_t)n < sizeof(out) - h ? (size_t)n :
+		    sizeof(out) - h - 1));
 }
 
 static int

@@ -7,7 +7,7 @@
 # then stops the daemon with status 0 and leaves no instance behind.
 set -u
 . "$TOP/tests/lib/e2e.sh"
-e2e_harness run_e2e 16
+e2e_harness run_e2e 18
 
 e2e_infra
 check $? "a Docker engine, the test image and the fake GitLab"
@@ -58,19 +58,35 @@ e2e_py wait "$URL" 60 $rel $relf >/dev/null 2>&1
 curl -fsS "$URL/__fake/jobs/$rel/trace" >"$TMP/trace-rel.txt"
 [ "$(e2e_py state "$URL" $rel | cut -d' ' -f1)" = success ] &&
     grep -q "step_release.*Executing \"step_release\" stage of the job script" "$TMP/trace-rel.txt" &&
-    grep -q "^in-release-$rel" "$TMP/trace-rel.txt" &&
+    grep -qE "(^|O )in-release-$rel" "$TMP/trace-rel.txt" &&
     [ "$(grep -n 'in-script$' "$TMP/trace-rel.txt" | head -1 | cut -d: -f1)" -lt \
-      "$(grep -n "^in-release-$rel" "$TMP/trace-rel.txt" | cut -d: -f1)" ]
+      "$(grep -nE "(^|O )in-release-$rel" "$TMP/trace-rel.txt" | cut -d: -f1)" ]
 check $? "a release step runs after the script as step_release"
 curl -fsS "$URL/__fake/jobs/$relf/trace" >"$TMP/trace-relf.txt"
 [ "$(e2e_py state "$URL" $relf)" = "failed script_failure" ] &&
     ! grep -q "never-here$" "$TMP/trace-relf.txt"
 check $? "a failed script skips the release step"
 
+# FF_TIMESTAMPS (on by default, as GitLab Runner 18.7+): every line of the
+# trace has GitLab's header; a job may turn it off.
+TSRE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z '
+curl -fsS "$URL/__fake/jobs/$rel/trace" | tr -d '\r' >"$TMP/trace-ts.txt"
+grep -qE "${TSRE}00O Running with flotilla" "$TMP/trace-ts.txt" &&
+    grep -qE "${TSRE}01O in-release-$rel" "$TMP/trace-ts.txt" &&
+    ! grep -vqE "${TSRE}0[01][OE][ +]" "$TMP/trace-ts.txt"
+check $? "FF_TIMESTAMPS: every trace line has GitLab's header (00 runner, 01 job)"
+nts=$(e2e_py submit "$URL" 1 --name no-timestamps --script 'echo plain-line' \
+    --var FF_TIMESTAMPS=false)
+e2e_py wait "$URL" 60 $nts >/dev/null 2>&1
+curl -fsS "$URL/__fake/jobs/$nts/trace" >"$TMP/trace-nts.txt"
+grep -q '^plain-line' "$TMP/trace-nts.txt" &&
+    ! grep -qE "$TSRE" "$TMP/trace-nts.txt"
+check $? "FF_TIMESTAMPS=false in the job: no headers"
+
 # [runners.docker.ulimit] reaches the build container.
 u=$(e2e_py submit "$URL" 1 --name ulimit --script 'echo "nofile=$(ulimit -n):$(ulimit -Hn)"')
 e2e_py wait "$URL" 60 $u >/dev/null 2>&1
-curl -fsS "$URL/__fake/jobs/$u/trace" | grep -q '^nofile=1024:2048'
+curl -fsS "$URL/__fake/jobs/$u/trace" | grep -qE '(^|O )nofile=1024:2048'
 check $? "[runners.docker] ulimit applies to the build container"
 
 v=$(curl -fsS "$URL/__fake/violations")

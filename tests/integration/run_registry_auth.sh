@@ -79,7 +79,7 @@ yes=$(e2e_py submit "$URL" 1 --name job-creds --image "$IMG" \
 e2e_py wait "$URL" 120 $yes >/dev/null 2>&1
 curl -fsS "$URL/__fake/jobs/$yes/trace" >"$TMP/trace-yes.txt"
 [ "$(e2e_py state "$URL" $yes | cut -d' ' -f1)" = success ] &&
-    grep -q '^ran-from-private' "$TMP/trace-yes.txt"
+    grep -qE '(^|O )ran-from-private' "$TMP/trace-yes.txt"
 check $? "DOCKER_AUTH_CONFIG as a job variable: pulled, the job ran"
 
 # The runner's environment: a second config, the same daemon restarted.
@@ -92,7 +92,7 @@ env=$(e2e_py submit "$URL" 1 --name env-creds --image "$IMG" --script 'echo ran-
 e2e_py wait "$URL" 120 $env >/dev/null 2>&1
 curl -fsS "$URL/__fake/jobs/$env/trace" >"$TMP/trace-env.txt"
 [ "$(e2e_py state "$URL" $env | cut -d' ' -f1)" = success ] &&
-    grep -q '^ran-with-env-creds' "$TMP/trace-env.txt"
+    grep -qE '(^|O )ran-with-env-creds' "$TMP/trace-env.txt"
 check $? "DOCKER_AUTH_CONFIG in the runner's environment: pulled, the job ran"
 
 for id in $no $yes $env; do curl -fsS "$URL/__fake/jobs/$id/trace"; done >"$TMP/traces.txt"
