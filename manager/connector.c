@@ -18,6 +18,14 @@
  * channel writes stop while the socket's output buffer is above
  * SOCK_OUT_HIGH and resume from the write callback.
  *
+ * A stream's bytes from the caller wait in our end of its bufferevent
+ * pair, read high-water mark CONN_STREAM_HIGH_WATER.  libevent 2.1 calls
+ * a read callback again at every loop turn while it leaves the input at
+ * that mark, so when nothing can leave it (the channel's window closed,
+ * or the socket's output full) our end stops reading until the channel
+ * moves again (stream_throttle()): a stalled stream costs no CPU, and
+ * what the caller writes meanwhile waits in its own pair end.
+ *
  * Other libssh2 1.10 limits this file works around or inherits (checked
  * in its source at tag libssh2-1.10.0):
  *   - one channel open at a time per session (session->open_state): opens
@@ -1549,6 +1557,9 @@ begin_close(struct conn *c, struct conn_req *r, int wait)
 {
 	r->wait_close = wait;
 	r->step = RS_CLOSING;
+	/* Nothing more goes to the channel: see stream_throttle(). */
+	if (r->ours != NULL)
+		bufferevent_disable(r->ours, EV_READ);
 	if (r->close_ev == NULL)
 		r->close_ev = evtimer_new(c->base, close_timeout_cb, r);
 	arm(r->close_ev, CLOSE_WAIT_NS);
@@ -1680,13 +1691,46 @@ chan_error(struct conn *c, struct conn_req *r, int rc, const char *what)
 }
 
 /*
+ * Whether ours reads from the caller.  libevent 2.1 runs a bufferevent's
+ * read callback again, from the loop, after every run that leaves its
+ * input at or above the read high-water mark with EV_READ on
+ * (bufferevent_inbuf_wm_check(): for readers that wait for more before
+ * they drain).  With ours at CONN_STREAM_HIGH_WATER and nothing leaving
+ * it (the channel's window closed, or the socket's output full) that is
+ * ours_read_cb and a pump() at every loop turn: the loop spins until the
+ * window opens.  So a stream that sent nothing in a pump with ours at its
+ * mark stops reading (more from the caller could not be taken anyway; it
+ * waits in the caller's pair end, as it would at the mark).  What unblocks
+ * the channel calls pump() itself (a WINDOW_ADJUST through sock_read_cb,
+ * the socket draining through sock_write_cb), and the first bytes that
+ * pump sends turn reading back on: be_pair_enable() pulls what the caller
+ * queued meanwhile and the read callback follows.
+ */
+static void
+stream_throttle(struct conn_req *r, int sent)
+{
+	int on;
+
+	if (r->ours == NULL)
+		return;
+	on = (bufferevent_get_enabled(r->ours) & EV_READ) != 0;
+	if (!sent && evbuffer_get_length(bufferevent_get_input(r->ours)) >=
+	    CONN_STREAM_HIGH_WATER) {
+		if (on)
+			bufferevent_disable(r->ours, EV_READ);
+	} else if (!on) {
+		bufferevent_enable(r->ours, EV_READ);
+	}
+}
+
+/*
  * Move bytes both ways on an open channel.  Returns 1 if anything
  * happened.  May finish r or take the whole conn down (check c->phase).
  */
 static int
 pump_data(struct conn *c, struct conn_req *r, size_t *budget)
 {
-	int progress = 0;
+	int progress = 0, sent = 0;
 	ssize_t n;
 
 	if (r->ours != NULL && !r->user_closed &&
@@ -1793,8 +1837,10 @@ pump_data(struct conn *c, struct conn_req *r, size_t *budget)
 			evbuffer_drain(bufferevent_get_input(r->ours),
 			    (size_t)n);
 		progress = 1;
+		sent = 1;
 		*budget -= (size_t)n < *budget ? (size_t)n : *budget;
 	}
+	stream_throttle(r, sent);
 
 	/* EOF to the remote when our side has nothing more. */
 	if (!r->eof_sent) {

@@ -53,10 +53,12 @@
 /*
  * What may wait for the channel, the connector's own pair buffers
  * included: below CONN_STREAM_HIGH_WATER, so the connector's end never
- * sits at its read high-water mark.  XXX with that end full and the
- * channel's window closed, libevent 2.1 keeps calling the connector's
- * read callback and the loop spins (found with a container that is fed
- * stdin before it starts; see the report of issue 5).
+ * sits at its read high-water mark.  That end full with the channel's
+ * window closed used to make the loop spin (libevent 2.1 calls a read
+ * callback again while its input stays at the mark; found with a
+ * container that is fed stdin before it starts; see the report of issue
+ * 5); the connector now stops reading there (connector.c,
+ * stream_throttle()), so this limit only bounds what the tunnel queues.
  */
 #define TUNNEL_UP_MAX	(CONN_STREAM_HIGH_WATER / 2)
 

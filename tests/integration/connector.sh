@@ -7,8 +7,9 @@
 # direct-streamlocal channels to the Docker socket (one, twenty at once, a
 # wrong path failing alone), the dial-stdio exec fallback, conn_run,
 # keepalive traffic, integrity and throughput of 200 MB each way against
-# OpenSSH's own ssh -L forward, data across many rekeys, and EOF on a
-# stream when sshd dies.  The probe comes from $BUILD (run by hand with
+# OpenSSH's own ssh -L forward, a stream stalled by a peer that does not
+# read costing no CPU (build/tests/conn_stall), data across many rekeys,
+# and EOF on a stream when sshd dies.  The probe comes from $BUILD (run by hand with
 # BUILD=$TOP/build/asan for the sanitizer build).
 set -u
 . "$TOP/tests/lib/dockerd.sh"
@@ -59,7 +60,7 @@ field() { sed -n "s/^$2 //p" "$1" | head -1; }
 show() { sed 's/^/#   /' "$1"; }
 fp_of() { ssh-keygen -lf "$1/ssh_host_ed25519_key.pub" | awk '{print $2}'; }
 
-PLAN=34
+PLAN=36
 echo "1..$PLAN"
 
 if [ ! -x "$PROBE" ]; then
@@ -280,6 +281,26 @@ echo "#   connector streamlocal: down ${c_sink:-?} up ${c_src:-?}; exec stream d
 echo "#   ssh -L default cipher:  down ${s_sink:-?} up ${s_src:-?}"
 echo "#   ssh -L aes128-ctr/hmac-sha2-256: down ${s2_sink:-?} up ${s2_src:-?}"
 mark "throughput done"
+
+# --- a stalled stream sleeps ------------------------------------------------
+# conn_stall is its own unix socket server on this machine: 8 MiB written
+# into a stream whose server does not read for 2 s (the channel's window
+# closes with the connector's pair end at its high-water mark), then the
+# other way round with a caller that does not read; the CPU the process
+# uses meanwhile must stay under 20% of the time, then every byte arrives.
+STALL="$BUILD/tests/conn_stall -a 127.0.0.21:$(cat "$A/port") -k $A/id_ed25519"
+for dir in up down; do
+	$STALL "$dir" "$TMP" >"$TMP/stall-$dir.out" 2>&1
+	rc=$?
+	cpu=$(field "$TMP/stall-$dir.out" stalled_cpu_s)
+	wall=$(field "$TMP/stall-$dir.out" stalled_wall_s)
+	pct=$(field "$TMP/stall-$dir.out" stalled_busy_pct)
+	[ $rc -eq 0 ] && grep -q '^received 8388608 intact$' "$TMP/stall-$dir.out"
+	rc=$?
+	check $rc "stream stalled $dir (8 MiB, peer not reading): ${cpu:-?} s CPU, ${pct:-?}% busy in ${wall:-?} s, then all bytes intact"
+	[ $rc -ne 0 ] && show "$TMP/stall-$dir.out"
+done
+mark "stalls done"
 
 # --- rekeying -----------------------------------------------------------
 printf '#!/bin/sh\nexec /usr/sbin/sshd "$@" -o RekeyLimit=8M\n' >"$TMP/sshd-rekey"
