@@ -957,7 +957,7 @@ static const double api_duration_buckets[] = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 static const char *const error_levels[] = { "panic", "fatal", "error",
     "warning" };
 
-#define RUNNER_NFAMILIES 17
+#define RUNNER_NFAMILIES 19
 _Static_assert(sizeof(struct metrics_runner) ==
     RUNNER_NFAMILIES * sizeof(struct metrics_family *),
     "runner_families() must list every member of struct metrics_runner");
@@ -974,7 +974,8 @@ runner_families(const struct metrics_runner *rm, struct metrics_family **fams)
 		rm->api_request_statuses_total,
 		rm->api_request_duration_seconds, rm->worker_feeds_total,
 		rm->worker_feed_failures_total,
-		rm->worker_processing_failures_total, rm->errors_total,
+		rm->worker_processing_failures_total, rm->worker_slots_number,
+		rm->worker_slot_operations_total, rm->errors_total,
 		rm->version_info, rm->process_state_info
 	};
 
@@ -1041,6 +1042,15 @@ metrics_runner_init(struct metrics_runner *rm, struct metrics *m,
 	    "gitlab_runner_worker_processing_failures_total",
 	    "Total number of failures when processing runner worker",
 	    "failure_type", "runner", "runner_name", "system_id");
+	/* GitLab's worker goroutines, one per concurrent slot: here the
+	 * concurrent setting, started at launch and on a reload. */
+	rm->worker_slots_number = metrics_gauge(m,
+	    "gitlab_runner_worker_slots_number",
+	    "Current number of runner worker slots", NULL, 0);
+	rm->worker_slot_operations_total = COUNTER(m,
+	    "gitlab_runner_worker_slot_operations_total",
+	    "Total number of runner workers slot operations (starting and stopping slots)",
+	    "operation");
 	rm->errors_total = COUNTER(m, "gitlab_runner_errors_total",
 	    "The number of caught errors.", "level");
 	rm->version_info = GAUGE(m, "gitlab_runner_version_info",
@@ -1056,6 +1066,14 @@ metrics_runner_init(struct metrics_runner *rm, struct metrics *m,
 			return FL_ERR_EXISTS;
 
 	metrics_series(rm->concurrent, NULL);
+	metrics_series(rm->worker_slots_number, NULL);
+	{
+		static const char *const ops[] = { "started", "stopped" };
+
+		for (size_t i = 0; i < 2; i++)
+			metrics_series(rm->worker_slot_operations_total,
+			    &ops[i]);
+	}
 	for (size_t i = 0; i < 4; i++)
 		metrics_series(rm->errors_total, &error_levels[i]);
 	if (v != NULL)

@@ -178,6 +178,8 @@ void metrics_process_collect(struct metrics *scratch, void *arg);
  *   worker_feeds_total:		runner runner_name system_id
  *   worker_feed_failures_total:	runner runner_name system_id
  *   worker_processing_failures_total:	failure_type runner runner_name system_id
+ *   worker_slots_number:		(none)
+ *   worker_slot_operations_total:	operation ("started", "stopped")
  *   errors_total:			level
  *   version_info:			name version revision branch go_version built_at os architecture
  *   process_state_info:		state
@@ -197,6 +199,8 @@ struct metrics_runner {
 	struct metrics_family *worker_feeds_total;
 	struct metrics_family *worker_feed_failures_total;
 	struct metrics_family *worker_processing_failures_total;
+	struct metrics_family *worker_slots_number;
+	struct metrics_family *worker_slot_operations_total;
 	struct metrics_family *errors_total;
 	struct metrics_family *version_info;
 	struct metrics_family *process_state_info;

@@ -121,6 +121,7 @@ struct rrunner {
 struct run {
 	struct event_base *base;
 	struct cfgref *cref;		/* the current config */
+	int64_t slots;			/* worker slots started (concurrent) */
 	char *config_path;
 	char *certs_dir;		/* GitLab's certs/ beside it */
 	char *helper_tar;
@@ -151,6 +152,7 @@ static const char *const reason_names[] = {
 
 static void feed(struct rrunner *rr);
 static void run_collect(struct metrics *scratch, void *arg);
+static void slots_update(struct run *r, int64_t concurrent);
 static void api_observed(const struct gitlab_attempt *a, void *arg);
 static void schedule_feed(struct rrunner *rr, int64_t delay_ns);
 static void check_progress(struct run *r);
@@ -1033,6 +1035,7 @@ run_new(struct event_base *base, struct config *cfg,
 		metrics_add_collector(r->metrics, run_collect, r);
 		gitlab_set_observer(r->gl, api_observed, r);
 	}
+	slots_update(r, cfg->concurrent);
 	if (cfg->nrunners == 0) {
 		snprintf(err, errlen, "no [[runners]] in %s", r->config_path);
 		goto fail;
@@ -1272,6 +1275,7 @@ run_reload(struct run *r)
 	}
 	cfgref_put(r->cref);
 	r->cref = nref;
+	slots_update(r, cfg->concurrent);
 	if (cfg->log_level != NULL && *cfg->log_level != '\0') {
 		enum log_level lv;
 
@@ -1341,6 +1345,24 @@ run_jobs_list(const struct run *r, struct sbuf *out)
 	}
 }
 
+/* The worker slots follow concurrent (GitLab's updateWorkers). */
+static void
+slots_update(struct run *r, int64_t concurrent)
+{
+	static const char *const started[] = { "started" };
+	static const char *const stopped[] = { "stopped" };
+
+	if (r->metrics == NULL)
+		return;
+	if (concurrent > r->slots)
+		metrics_add(r->rm.worker_slot_operations_total, started,
+		    (double)(concurrent - r->slots));
+	else if (concurrent < r->slots)
+		metrics_add(r->rm.worker_slot_operations_total, stopped,
+		    (double)(r->slots - concurrent));
+	r->slots = concurrent;
+}
+
 /* At each scrape: the gauges that mirror the run's state. */
 static void
 run_collect(struct metrics *scratch, void *arg)
@@ -1350,6 +1372,7 @@ run_collect(struct metrics *scratch, void *arg)
 	size_t nfl = 0;
 
 	metrics_set(r->rm.concurrent, NULL, (double)r->cref->cfg->concurrent);
+	metrics_set(r->rm.worker_slots_number, NULL, (double)r->slots);
 	metrics_reset(r->rm.jobs);
 	for (struct rrunner *rr = r->runners; rr != NULL; rr = rr->next) {
 		struct metrics_runner_id id = { rr->short_token, rr->name,

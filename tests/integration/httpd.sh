@@ -94,7 +94,9 @@ t "GitLab Runner's families with their types" want_types \
     "gitlab_runner_api_request_statuses_total counter" \
     "gitlab_runner_api_request_duration_seconds histogram" \
     "gitlab_runner_errors_total counter" "gitlab_runner_version_info gauge" \
-    "gitlab_runner_process_state_info gauge"
+    "gitlab_runner_process_state_info gauge" \
+    "gitlab_runner_worker_slots_number gauge" \
+    "gitlab_runner_worker_slot_operations_total counter"
 t "fleeting_provisioner_* and fleeting_taskscaler_* families with their types" want_types \
     "fleeting_provisioner_instances gauge" \
     "fleeting_provisioner_max_instances gauge" \

@@ -42,8 +42,10 @@ check $? "/debug/jobs/list shows running jobs"
 curl -fsS "http://127.0.0.1:$MPORT/metrics" >"$TMP/metrics.out"
 grep -q '^gitlab_runner_jobs{.*state="running"' "$TMP/metrics.out" &&
     grep -q '^fleeting_provisioner_instances{' "$TMP/metrics.out" &&
-    grep -q '^gitlab_runner_api_request_statuses_total{.*endpoint="request_job"' "$TMP/metrics.out"
-check $? "/metrics: running jobs, fleeting_* and API request families"
+    grep -q '^gitlab_runner_api_request_statuses_total{.*endpoint="request_job"' "$TMP/metrics.out" &&
+    grep -q '^gitlab_runner_worker_slots_number 8$' "$TMP/metrics.out" &&
+    grep -q '^gitlab_runner_worker_slot_operations_total{operation="started"} 8$' "$TMP/metrics.out"
+check $? "/metrics: running jobs, fleeting_*, API request and worker slot families"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/health/ready")" = 200 ]
 check $? "/health/ready answers 200 while running"
 e2e_jobs_ok 3 2 "every job succeeded; traces match; instances ran <= 3 jobs, <= 2 at once" $ids
