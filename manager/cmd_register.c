@@ -13,12 +13,20 @@
  *
  * Each command runs one event loop of its own for the GitLab client and
  * waits on it for each answer: nothing else runs in these processes.
+ *
+ * register asks for what it needs unless --non-interactive is given, as
+ * GitLab Runner does (the questions are described above reg_ask).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -896,6 +904,382 @@ reg_runner_conf(struct gitlab_runner_conf *conf, const struct reg *o,
 	conf->system_id = system_id;
 }
 
+/* ---- register's questions ---- */
+
+/*
+ * Without --non-interactive, register asks as GitLab Runner's does
+ * (commands/register.go askRunner, askExecutor, askDocker), in this
+ * order:
+ *
+ *   url           "Enter the GitLab instance URL (for example, ...):"
+ *   -t TOKEN that is not glrt-: verified at once, then the executor
+ *   token         "Enter the registration token:" (unless -t or -r
+ *                 gave one)
+ *   glrt- token:  verified at once ("Verifying runner... is valid"),
+ *                 then "Enter a name for the runner. This is stored
+ *                 only in the local config.toml file:"
+ *   legacy token: "Enter a description for the runner:", "Enter tags
+ *                 for the runner (comma-separated):", "Enter optional
+ *                 maintenance note for the runner:"
+ *   executor      "Enter an executor: docker-autoscaler:", asked again
+ *                 after an unsupported answer
+ *   docker image  "Enter the default Docker image (for example, ...):"
+ *
+ * Each question is a line on stderr (where GitLab Runner's Go println
+ * writes them, beside the log), then "[value]: " when a flag, the
+ * environment, the template or the host name gives a value: an empty
+ * answer takes it.  An empty answer to a question that needs one asks
+ * it again; tags and the note may stay empty.  Answers are trimmed.
+ * End of input before an answer is an error (exit 1, nothing written,
+ * nothing registered).
+ *
+ * The token is never shown: a token given by flag or environment is not
+ * asked for (GitLab Runner would print it as the default), and one typed
+ * on a terminal is read with echo off.  Unlike GitLab Runner, a legacy
+ * registration token registers the runner (POST runners) only once every
+ * question is answered and the entry is known to load, so an abandoned
+ * session leaves no runner behind in GitLab to unregister.
+ */
+
+#define ASK_MAX 4096		/* an answer's bytes, newline excluded */
+
+struct asker {
+	char **kept;		/* the answers (wiped when freed) */
+	size_t nkept;
+};
+
+/* The terminal's settings while a secret is read, for the signal
+ * handler to put back. */
+static struct termios ask_tio;
+static volatile sig_atomic_t ask_tio_saved;
+
+static void
+ask_signal(int sig)
+{
+	if (ask_tio_saved)
+		tcsetattr(STDIN_FILENO, TCSANOW, &ask_tio);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/*
+ * One line from stdin, byte by byte (nothing is read past it, and no
+ * stdio buffer keeps a copy of a token).  A last line without a newline
+ * counts.  0 with buf NUL-terminated, 1 at end of input, -1 on a read
+ * error (errno), -2 when longer than size - 1.
+ */
+static int
+ask_read_line(char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (;;) {
+		char ch;
+		ssize_t r = read(STDIN_FILENO, &ch, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			if (n == 0)
+				return 1;
+			break;
+		}
+		if (ch == '\n')
+			break;
+		if (n + 1 >= size)
+			return -2;
+		buf[n++] = ch;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+/* The signal dispositions ask_echo_off replaced. */
+static const int ask_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+static struct sigaction ask_old_sa[4];
+
+/*
+ * Turn the terminal's echo off when stdin is one (before the question is
+ * printed, so nothing typed after it shows), keeping the newline's echo;
+ * a signal meanwhile puts the settings back before it takes effect.
+ * Typed-ahead input is kept (TCSANOW).
+ */
+static void
+ask_echo_off(void)
+{
+	struct sigaction sa;
+	struct termios quiet;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &ask_tio) != 0)
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = ask_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < 4; i++)
+		sigaction(ask_sigs[i], &sa, &ask_old_sa[i]);
+	ask_tio_saved = 1;
+	quiet = ask_tio;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	quiet.c_lflag |= ECHONL;
+	tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+}
+
+static void
+ask_echo_on(void)
+{
+	int saved_errno = errno;
+
+	if (!ask_tio_saved)
+		return;
+	tcsetattr(STDIN_FILENO, TCSANOW, &ask_tio);
+	ask_tio_saved = 0;
+	for (size_t i = 0; i < 4; i++)
+		sigaction(ask_sigs[i], &ask_old_sa[i], NULL);
+	errno = saved_errno;
+}
+
+/* s without its leading and trailing white space, in place. */
+static char *
+ask_trim(char *s)
+{
+	size_t n;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+static const char *
+ask_keep(struct asker *k, const char *s)
+{
+	k->kept = xreallocarray(k->kept, k->nkept + 1, sizeof(*k->kept));
+	k->kept[k->nkept] = xstrdup(s);
+	return k->kept[k->nkept++];
+}
+
+static void
+asker_release(struct asker *k)
+{
+	for (size_t i = 0; i < k->nkept; i++)
+		freezero_str(k->kept[i]);
+	free(k->kept);
+	memset(k, 0, sizeof(*k));
+}
+
+/*
+ * Ask one question; def (NULL or "" for none) is taken on an empty
+ * answer, and shown unless secret.  *val is the answer, def, or NULL
+ * when empty answers are allowed and there is neither.  0, or -1 after
+ * printing why (end of input, read error).
+ */
+static int
+ask(struct asker *k, const char *prompt, const char *def, int allow_empty,
+    int secret, const char **val)
+{
+	char buf[ASK_MAX + 1];
+	int have_def = def != NULL && def[0] != '\0';
+
+	for (;;) {
+		char *t;
+		int rc;
+
+		if (secret)
+			ask_echo_off();
+		fprintf(stderr, "%s\n", prompt);
+		if (have_def && !secret)
+			fprintf(stderr, "[%s]: ", def);
+		fflush(stderr);
+		rc = ask_read_line(buf, sizeof(buf));
+		if (secret)
+			ask_echo_on();
+		if (rc != 0) {
+			if (have_def && !secret)
+				fputc('\n', stderr);	/* end "[x]: " */
+			if (rc == 1)
+				fail_in("register", "Unexpected EOF. Did you "
+				    "mean to use --non-interactive?");
+			else if (rc == -2)
+				fail_in("register", "The answer is longer "
+				    "than %d bytes", ASK_MAX);
+			else
+				fail_in("register", "Cannot read the answer: "
+				    "%s", strerror(errno));
+			explicit_bzero(buf, sizeof(buf));
+			return -1;
+		}
+		t = ask_trim(buf);
+		if (t[0] != '\0') {
+			*val = ask_keep(k, t);
+			if (secret)
+				log_add_secret(*val);
+			explicit_bzero(buf, sizeof(buf));
+			return 0;
+		}
+		if (have_def || allow_empty) {
+			*val = have_def ? def : NULL;
+			return 0;
+		}
+	}
+}
+
+/* mkdir -p of the directory path is in, so that the system ID can be
+ * stored beside the file before the first call to GitLab. */
+static void
+make_config_dir(const char *path)
+{
+	char *copy = xstrdup(path);
+	char *dir = dirname(copy);
+
+	for (char *s = dir + 1; ; s++) {
+		char c = *s;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*s = '\0';
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+			break;
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(copy);
+}
+
+/* GitLab Runner's ensureServerConfigArgsEmpty for a glrt- token: 0, or
+ * -1 after printing why. */
+static int
+reg_check_reserved(const struct reg *o, const char *token)
+{
+	if (!is_glrt(token) || (o->locked && o->access_level == NULL &&
+	    !o->run_untagged && o->maximum_timeout == 0 && !o->paused &&
+	    o->tag_list == NULL && o->maintenance_note == NULL))
+		return 0;
+	if (o->registration_token != NULL &&
+	    strcmp(o->registration_token, token) == 0) {
+		log_warn("You have specified an authentication token "
+		    "in the legacy parameter --registration-token: "
+		    "--locked, --access-level, --run-untagged, "
+		    "--maximum-timeout, --paused, --tag-list and "
+		    "--maintenance-note are ignored");
+		return 0;
+	}
+	fail_in("register_run", "Runner configuration other than name and "
+	    "executor configuration is reserved (specifically "
+	    "--locked, --access-level, --run-untagged, "
+	    "--maximum-timeout, --paused, --tag-list, and "
+	    "--maintenance-note) and cannot be specified when "
+	    "registering with a runner authentication token. "
+	    "This configuration is specified on the GitLab "
+	    "server. Please try again without specifying any "
+	    "of those arguments.");
+	return -1;
+}
+
+/* What the questions found out beyond the values in struct reg. */
+struct reg_asked {
+	int verified;		/* GitLab verified the token already */
+	int64_t id;		/* glrt-: the runner's id */
+	char *expires;		/* glrt-: token_expires_at */
+};
+
+/*
+ * The questions above, filling o (strings kept in k).  cl is started
+ * here (*have_client set) when a token is verified.  0, or -1 after
+ * printing why.
+ */
+static int
+reg_ask(struct reg *o, struct asker *k, const struct toml_table *tmpl,
+    const char *path, struct client *cl, int *have_client,
+    struct reg_asked *out)
+{
+	const char *v, *token;
+	const struct toml_value *ti;
+
+	if (ask(k, "Enter the GitLab instance URL (for example, "
+	    "https://gitlab.com/):", o->url, 0, 0, &o->url) != 0)
+		return -1;
+	token = o->token;
+	if (token == NULL || is_glrt(token)) {
+		if (token == NULL)
+			token = o->registration_token;
+		if (token == NULL) {
+			if (ask(k, "Enter the registration token:", NULL, 0, 1,
+			    &token) != 0)
+				return -1;
+			/* where a flag would have put it */
+			if (is_glrt(token))
+				o->token = token;
+			else
+				o->registration_token = token;
+		}
+	}
+	if (is_glrt(token) && reg_check_reserved(o, token) != 0)
+		return -1;
+	if (o->token != NULL || is_glrt(token)) {
+		struct gitlab_runner_conf conf;
+		int glrt = is_glrt(token);
+
+		make_config_dir(path);
+		if (client_init(cl, path) != 0) {
+			fail_in("register_run", "cannot start the GitLab "
+			    "client");
+			return -1;
+		}
+		*have_client = 1;
+		reg_runner_conf(&conf, o, token, cl->system_id);
+		if (!glrt) {
+			log_info("Token specified trying to verify runner...");
+			log_warn("If you want to register use the '-r' instead "
+			    "of '-t'.");
+		}
+		if (verify_one(cl, &conf, glrt ? &out->id : NULL,
+		    glrt ? &out->expires : NULL) != 0 ||
+		    (glrt && out->id == 0)) {
+			fail_in("register_run", glrt ?
+			    "Failed to verify the runner." :
+			    "Failed to verify the runner. You may be having "
+			    "network problems.");
+			return -1;
+		}
+		out->verified = 1;
+		if (glrt && ask(k, "Enter a name for the runner. This is "
+		    "stored only in the local config.toml file:", o->name, 0,
+		    0, &o->name) != 0)
+			return -1;
+	} else {
+		if (ask(k, "Enter a description for the runner:", o->name, 0,
+		    0, &o->name) != 0 ||
+		    ask(k, "Enter tags for the runner (comma-separated):",
+		    o->tag_list, 1, 0, &o->tag_list) != 0 ||
+		    ask(k, "Enter optional maintenance note for the runner:",
+		    o->maintenance_note, 1, 0, &o->maintenance_note) != 0)
+			return -1;
+	}
+	v = o->executor;
+	for (;;) {
+		if (ask(k, "Enter an executor: docker-autoscaler:", v, 1, 0,
+		    &v) != 0)
+			return -1;
+		if (v != NULL && strcmp(v, "docker-autoscaler") == 0)
+			break;
+		log_error("Invalid executor specified: flotilla runs the "
+		    "docker-autoscaler executor only");
+		v = NULL;
+	}
+	o->executor = v;
+	v = o->docker_image;
+	ti = tmpl_get(tmpl, "docker", "image");
+	if (v == NULL && ti != NULL && ti->type == TOML_STRING)
+		v = ti->u.str.ptr;
+	return ask(k, "Enter the default Docker image (for example, "
+	    "ruby:3.3):", v, 0, 0, &o->docker_image);
+}
+
 static int
 register_run(struct cli_globals *g, int argc, char **argv)
 {
@@ -913,6 +1297,8 @@ register_run(struct cli_globals *g, int argc, char **argv)
 	struct client cl;
 	int have_client = 0;
 	struct sbuf out;
+	struct asker asker = { NULL, 0 };
+	struct reg_asked asked = { 0, 0, NULL };
 
 	memset(&o, 0, sizeof(o));
 	o.locked = 1;		/* GitLab Runner's default */
@@ -933,12 +1319,6 @@ register_run(struct cli_globals *g, int argc, char **argv)
 		log_add_secret(o.token);
 	if (o.registration_token != NULL)
 		log_add_secret(o.registration_token);
-	if (!o.non_interactive) {
-		fail("Interactive registration is not supported: pass "
-		    "--non-interactive and the values as flags or "
-		    "environment variables");
-		goto out;
-	}
 	if (o.access_level != NULL && o.access_level[0] != '\0' &&
 	    strcmp(o.access_level, "not_protected") != 0 &&
 	    strcmp(o.access_level, "ref_protected") != 0) {
@@ -953,6 +1333,26 @@ register_run(struct cli_globals *g, int argc, char **argv)
 		if (tdoc == NULL)
 			goto out;
 	}
+	/* The file first, as GitLab Runner: no questions for a file that
+	 * could not take the answers. */
+	path = cli_config_path(g);
+	if (read_config_text(path, &text, &len, &exists) < 0)
+		goto out;
+	if (exists && text_loads(path, text, len, 0) != 0) {
+		fail("%s: the configuration is not valid; fix it first",
+		    path);
+		goto out;
+	}
+	if (o.name == NULL) {
+		hostname = xmalloc(256);
+		if (gethostname(hostname, 256) != 0)
+			hostname[0] = '\0';
+		hostname[255] = '\0';
+		o.name = hostname;
+	}
+	if (!o.non_interactive && reg_ask(&o, &asker, tmpl, path, &cl,
+	    &have_client, &asked) != 0)
+		goto out;
 	if (o.url == NULL) {
 		fail("The url needs to be entered");
 		goto out;
@@ -967,13 +1367,6 @@ register_run(struct cli_globals *g, int argc, char **argv)
 			fail("The registration-token needs to be entered");
 			goto out;
 		}
-	}
-	if (o.name == NULL) {
-		hostname = xmalloc(256);
-		if (gethostname(hostname, 256) != 0)
-			hostname[0] = '\0';
-		hostname[255] = '\0';
-		o.name = hostname;
 	}
 	if (o.executor == NULL) {
 		fail("The executor needs to be entered");
@@ -992,40 +1385,10 @@ register_run(struct cli_globals *g, int argc, char **argv)
 			goto out;
 		}
 	}
-	if (is_glrt(token) && (!o.locked || o.access_level != NULL ||
-	    o.run_untagged || o.maximum_timeout != 0 || o.paused ||
-	    o.tag_list != NULL || o.maintenance_note != NULL)) {
-		if (o.registration_token != NULL &&
-		    strcmp(o.registration_token, token) == 0) {
-			log_warn("You have specified an authentication token "
-			    "in the legacy parameter --registration-token: "
-			    "--locked, --access-level, --run-untagged, "
-			    "--maximum-timeout, --paused, --tag-list and "
-			    "--maintenance-note are ignored");
-		} else {
-			fail("Runner configuration other than name and "
-			    "executor configuration is reserved (specifically "
-			    "--locked, --access-level, --run-untagged, "
-			    "--maximum-timeout, --paused, --tag-list, and "
-			    "--maintenance-note) and cannot be specified when "
-			    "registering with a runner authentication token. "
-			    "This configuration is specified on the GitLab "
-			    "server. Please try again without specifying any "
-			    "of those arguments.");
-			goto out;
-		}
-	}
+	if (!asked.verified && reg_check_reserved(&o, token) != 0)
+		goto out;
 	if (o.tag_list == NULL || o.tag_list[0] == '\0')
 		o.run_untagged = 1;
-
-	path = cli_config_path(g);
-	if (read_config_text(path, &text, &len, &exists) < 0)
-		goto out;
-	if (exists && text_loads(path, text, len, 0) != 0) {
-		fail("%s: the configuration is not valid; fix it first",
-		    path);
-		goto out;
-	}
 
 	/* The entry, with a stand-in token: would the file load? */
 	vols = docker_volumes(tmpl);
@@ -1069,7 +1432,7 @@ register_run(struct cli_globals *g, int argc, char **argv)
 			goto out;
 		}
 	}
-	if (client_init(&cl, path) != 0) {
+	if (!have_client && client_init(&cl, path) != 0) {
 		fail("cannot start the GitLab client");
 		goto out;
 	}
@@ -1078,7 +1441,16 @@ register_run(struct cli_globals *g, int argc, char **argv)
 		struct gitlab_runner_conf conf;
 
 		reg_runner_conf(&conf, &o, token, cl.system_id);
-		if (o.token != NULL && !is_glrt(o.token)) {
+		if (asked.verified) {
+			/* verified while asking */
+			new_token = xstrdup(token);
+			if (is_glrt(token)) {
+				id = asked.id;
+				expires = asked.expires;
+				asked.expires = NULL;
+				registered = 1;
+			}
+		} else if (o.token != NULL && !is_glrt(o.token)) {
 			log_info("Token specified trying to verify runner...");
 			log_warn("If you want to register use the '-r' instead "
 			    "of '-t'.");
@@ -1206,6 +1578,8 @@ out:
 	free(text);
 	free(path);
 	free(hostname);
+	free(asked.expires);
+	asker_release(&asker);
 	toml_free(tdoc);
 	return rc;
 }
@@ -1213,9 +1587,14 @@ out:
 const struct cli_command cmd_register = {
 	"register",
 	"Register a runner with GitLab and add it to the config file.",
-	"--non-interactive --url URL (--token TOKEN | -r TOKEN) "
-	"--executor docker-autoscaler --docker-image IMAGE [options]",
-	"  -n, --non-interactive  required: no questions (REGISTER_NON_INTERACTIVE)\n"
+	"[-n] [--url URL] [--token TOKEN | -r TOKEN] "
+	"[--executor docker-autoscaler] [--docker-image IMAGE] [options]",
+	"  Without -n, register asks (on stderr, answers from stdin) for the\n"
+	"  URL, the token (unless given; read without echo on a terminal), the\n"
+	"  name (registration token: description, tags, note), the executor\n"
+	"  and the image; a value in [brackets] is taken on an empty answer.\n"
+	"  -n, --non-interactive  no questions: a missing value is an error\n"
+	"                         (REGISTER_NON_INTERACTIVE)\n"
 	"  -u, --url URL          GitLab instance URL (CI_SERVER_URL)\n"
 	"  -t, --token TOKEN      runner authentication token, glrt-... "
 	"(CI_SERVER_TOKEN;\n"

@@ -11,6 +11,11 @@
 # registration token, GitLab down, an entry that would not load, server
 # settings with a glrt- token); a new file (mode 0600, concurrent = 1,
 # check_interval = 0); --template-config; --help of each command.
+# Interactive registration (no --non-interactive): answers piped to
+# stdin for a glrt- and a legacy token, defaults taken on empty answers,
+# an unsupported executor asked again, end of input mid-way (exit 1,
+# nothing written or registered), the token never shown, and on a pty
+# the token read without echo.
 # The binary comes from $BUILD (BUILD=$TOP/build/asan for the sanitizer
 # build: any sanitizer report makes a command fail).
 set -u
@@ -88,7 +93,7 @@ same_prefix() {
 	head -c "$(wc -c <"$1")" "$2" | cmp -s - "$1"
 }
 
-echo "1..38"
+echo "1..49"
 
 "$TL_PYTHON" "$FAKE" --port-file "$TMP/port" --log "$TMP/requests.jsonl" \
     >"$TMP/fake.log" 2>&1 &
@@ -280,9 +285,10 @@ CI_SERVER_TOKEN=$GLRT "$FL" -c "$CFG" register -n --url "$URL" --name g \
 RC=$?
 [ "$RC" -ne 0 ] && grep -q 'reserved' "$TMP/reserved.err" && cmp -s "$CFG" "$TMP/orig_nl.toml"
 check $? "--tag-list with a glrt- token refused (GitLab's message)"
-fl nonint -c "$CFG" register --url "$URL" --executor docker-autoscaler
-[ "$RC" -ne 0 ] && grep -q 'non-interactive' "$TMP/nonint.err"
-check $? "without --non-interactive: refused, says why"
+fl nonint -c "$CFG" register --url "$URL" --executor docker-autoscaler </dev/null
+[ "$RC" -eq 1 ] && grep -q 'Unexpected EOF. Did you mean to use --non-interactive?' "$TMP/nonint.err" &&
+    cmp -s "$CFG" "$TMP/orig_nl.toml"
+check $? "without --non-interactive and no input: exit 1, says why (GitLab's EOF message)"
 printf 'concurrent = \n' >"$TMP/broken.toml"
 cp "$TMP/broken.toml" "$TMP/broken.orig"
 env REGISTRATION_TOKEN="$REGTOK" "$FL" -c "$TMP/broken.toml" register -n \
@@ -321,6 +327,205 @@ fl dump -c "$NEW" check-config --dump
 check $? "--template-config merged ([runners.autoscaler], policy; not its token)"
 ! ls -a "$TMP/new/dir" | grep -q '\.tmp\.'
 check $? "no temporary file left beside it"
+
+# ---- interactive (no --non-interactive): answers on stdin ----
+HOST=$(uname -n)
+# in_order FILE TEXT...: each TEXT occurs in FILE after the previous one.
+in_order() {
+	"$TL_PYTHON" - "$@" <<'EOF'
+import sys
+data = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+pos = 0
+for want in sys.argv[2:]:
+    i = data.find(want, pos)
+    if i < 0:
+        print("# not found (in order): %r" % want)
+        sys.exit(1)
+    pos = i + len(want)
+EOF
+}
+IA=$TMP/ia
+mkdir -p "$IA"
+
+# A glrt- token typed in; an empty URL answer (asked again), the host
+# name taken as the default name, an executor we do not run corrected.
+printf '\n%s\n%s\n\ndocker\ndocker-autoscaler\nbusybox:latest\n' "$URL" "$GLRT" |
+    "$FL" -c "$IA/glrt.toml" register --autoscaler-plugin local \
+    >"$TMP/ia1.out" 2>"$TMP/ia1.err"
+RC=$?
+[ "$RC" -eq 0 ] && in_order "$TMP/ia1.err" \
+    "Enter the GitLab instance URL (for example, https://gitlab.com/):" \
+    "Enter the GitLab instance URL (for example, https://gitlab.com/):" \
+    "Enter the registration token:" "Verifying runner... is valid" \
+    "Enter a name for the runner. This is stored only in the local config.toml file:" \
+    "[$HOST]: " "Enter an executor: docker-autoscaler:" \
+    "Invalid executor specified" "Enter an executor: docker-autoscaler:" \
+    "Enter the default Docker image (for example, " \
+    "Runner registered successfully. Feel free to start it, but if it's running already the config should be automatically reloaded!" \
+    "Configuration (with the authentication token) was saved in \"$IA/glrt.toml\""
+check $? "interactive, glrt- token: URL (asked again after an empty answer), token, verify, name [host], executor (asked again after 'docker'), image, GitLab's closing lines"
+[ "$RC" -eq 0 ] || show "$TMP/ia1.err"
+grep -qxF "  name = \"$HOST\"" "$IA/glrt.toml" &&
+    grep -qxF "  url = \"$URL\"" "$IA/glrt.toml" &&
+    grep -qxF "  token = \"$GLRT\"" "$IA/glrt.toml" &&
+    grep -qxF '  executor = "docker-autoscaler"' "$IA/glrt.toml" &&
+    grep -qxF '    image = "busybox:latest"' "$IA/glrt.toml" &&
+    grep -q '^  id = [1-9]' "$IA/glrt.toml" &&
+    "$FL" -c "$IA/glrt.toml" check-config >/dev/null 2>&1
+check $? "the answers are in the file (name = host name by default), which loads"
+no_secret "$TMP/ia1.out" "$TMP/ia1.err"
+check $? "the typed token is not echoed or logged"
+[ ! -s "$TMP/ia1.out" ]
+check $? "questions go to stderr, as GitLab Runner's; stdout stays empty"
+
+# A legacy registration token typed in; the URL, executor and image from
+# flag and environment taken as defaults on empty answers.
+nreg=$(jv "$(ctl GET registered)" "len(d)")
+printf '\n%s\nlegacy ia\nx, y\na note\n\n\n' "$REGTOK" |
+    env RUNNER_EXECUTOR=docker-autoscaler DOCKER_IMAGE=alpine:3 \
+    "$FL" -c "$IA/legacy.toml" register --url "$URL" --autoscaler-plugin local \
+    >"$TMP/ia2.out" 2>"$TMP/ia2.err"
+RC=$?
+[ "$RC" -eq 0 ] && in_order "$TMP/ia2.err" \
+    "Enter the GitLab instance URL (for example, https://gitlab.com/):" \
+    "[$URL]: " "Enter the registration token:" \
+    "Enter a description for the runner:" "[$HOST]: " \
+    "Enter tags for the runner (comma-separated):" \
+    "Enter optional maintenance note for the runner:" \
+    "Enter an executor: docker-autoscaler:" "[docker-autoscaler]: " \
+    "Enter the default Docker image (for example, " "[alpine:3]: " \
+    "Registering runner... succeeded" "Runner registered successfully."
+check $? "interactive, registration token: URL [flag], token, description, tags, note, executor [env], image [env]"
+[ "$RC" -eq 0 ] || show "$TMP/ia2.err"
+R=$(ctl GET registered)
+NEWTOK=$(sed -n 's/^  token = "\(glrtr-[0-9a-f]*\)"$/\1/p' "$IA/legacy.toml")
+[ "$(jv "$R" "len(d)")" = $((nreg + 1)) ] &&
+    [ "$(jv "$R" "(d[-1]['params']['description'], d[-1]['params']['tag_list'], d[-1]['params']['maintenance_note'], d[-1]['params']['run_untagged'])")" = "('legacy ia', ['x', 'y'], 'a note', False)" ] &&
+    [ -n "$NEWTOK" ] && grep -qxF "  url = \"$URL\"" "$IA/legacy.toml" &&
+    grep -qxF '    image = "alpine:3"' "$IA/legacy.toml"
+check $? "POST runners got the answered description, tags and note; the file the defaults"
+no_secret "$TMP/ia2.out" "$TMP/ia2.err"
+check $? "neither the typed token nor the one GitLab gave is in the output"
+
+# End of input mid-way: an error, exit 1, nothing registered or written.
+cp "$CFG" "$TMP/before_eof.toml"
+nreg=$(jv "$(ctl GET registered)" "len(d)")
+printf '%s\n%s\nhalf done\n' "$URL" "$REGTOK" |
+    "$FL" -c "$CFG" register --autoscaler-plugin local \
+    >"$TMP/ia3.out" 2>"$TMP/ia3.err"
+RC=$?
+[ "$RC" -eq 1 ] && grep -q 'Unexpected EOF' "$TMP/ia3.err" &&
+    grep -q 'Enter tags for the runner' "$TMP/ia3.err" &&
+    cmp -s "$CFG" "$TMP/before_eof.toml" &&
+    [ "$(jv "$(ctl GET registered)" "len(d)")" = "$nreg" ] &&
+    no_secret "$TMP/ia3.out" "$TMP/ia3.err"
+check $? "EOF at the tags question (registration token): exit 1, nothing registered, config.toml untouched, no token shown"
+[ "$RC" -eq 1 ] || show "$TMP/ia3.err"
+# A token from the environment is not asked for; EOF after the verify.
+printf '%s\nafter verify\ndocker-autoscaler\n' "$URL" |
+    CI_SERVER_TOKEN=$GLRT "$FL" -c "$CFG" register --autoscaler-plugin local \
+    >"$TMP/ia4.out" 2>"$TMP/ia4.err"
+RC=$?
+[ "$RC" -eq 1 ] && grep -q 'Unexpected EOF' "$TMP/ia4.err" &&
+    grep -q 'Verifying runner... is valid' "$TMP/ia4.err" &&
+    grep -q 'Enter the default Docker image' "$TMP/ia4.err" &&
+    ! grep -q 'Enter the registration token' "$TMP/ia4.err" &&
+    cmp -s "$CFG" "$TMP/before_eof.toml" &&
+    ! ls -a "$(dirname "$CFG")" | grep -q '\.tmp\.' &&
+    no_secret "$TMP/ia4.out" "$TMP/ia4.err"
+check $? "CI_SERVER_TOKEN not asked for; EOF at the image question: exit 1, config.toml untouched"
+[ "$RC" -eq 1 ] || show "$TMP/ia4.err"
+
+# --non-interactive (-n, or REGISTER_NON_INTERACTIVE) never asks or reads.
+printf '%s\n' "$REGTOK" | "$FL" -c "$CFG" register -n --url "$URL" \
+    --executor docker-autoscaler --docker-image busybox \
+    --autoscaler-plugin local >"$TMP/ni1.out" 2>"$TMP/ni1.err"
+RC1=$?
+printf '%s\n' "$REGTOK" | REGISTER_NON_INTERACTIVE=true "$FL" -c "$CFG" \
+    register --url "$URL" --executor docker-autoscaler --docker-image busybox \
+    --autoscaler-plugin local >"$TMP/ni2.out" 2>"$TMP/ni2.err"
+RC2=$?
+[ "$RC1" -eq 1 ] && [ "$RC2" -eq 1 ] &&
+    grep -q 'The registration-token needs to be entered' "$TMP/ni1.err" &&
+    grep -q 'The registration-token needs to be entered' "$TMP/ni2.err" &&
+    ! grep -q 'Enter ' "$TMP/ni1.err" "$TMP/ni2.err" &&
+    cmp -s "$CFG" "$TMP/before_eof.toml"
+check $? "-n and REGISTER_NON_INTERACTIVE: a missing token is an error, no question asked"
+
+# On a terminal (a pty): the token is read without echo, the echo is back
+# for the next answer.
+cat >"$TMP/pty_register.py" <<'EOF'
+import os, pty, select, signal, sys, time
+fl, cfg, url = sys.argv[1:4]
+tok = os.environ["PTY_TOKEN"].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(fl, [fl, "-c", cfg, "register", "--url", url,
+                  "--executor", "docker-autoscaler", "--docker-image", "busybox",
+                  "--autoscaler-plugin", "local"])
+out = b""
+deadline = time.time() + 20
+def read_until(want):
+    global out
+    while want not in out:
+        left = deadline - time.time()
+        if left <= 0:
+            raise TimeoutError(want)
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            raise EOFError(want)
+        out += chunk
+try:
+    read_until(b"[" + url.encode() + b"]: ")
+    os.write(fd, b"\n")
+    read_until(b"Enter the registration token:")
+    os.write(fd, tok + b"\n")
+    read_until(b"Enter a name for the runner")
+    read_until(b"]: ")
+    os.write(fd, b"pty-name\n")
+    read_until(b"[docker-autoscaler]: ")
+    os.write(fd, b"\n")
+    read_until(b"[busybox]: ")
+    os.write(fd, b"\n")
+    while True:
+        r, _, _ = select.select([fd], [], [], max(0.1, deadline - time.time()))
+        if not r:
+            raise TimeoutError("exit")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            break
+        out += chunk
+    _, st = os.waitpid(pid, 0)
+    rc = os.waitstatus_to_exitcode(st)
+except Exception as e:
+    print("# pty: %r" % (e,))
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    rc = 99
+sys.stdout.buffer.write(out.replace(tok, b"<the token>"))
+if tok in out:
+    print("\n# the token was echoed")
+    rc = 98
+elif b"pty-name" not in out.split(b"Enter a name for the runner")[-1]:
+    print("\n# the name typed after the token was not echoed")
+    rc = 97
+sys.exit(rc)
+EOF
+PTY_TOKEN=$GLRT "$TL_PYTHON" "$TMP/pty_register.py" "$FL" "$IA/pty.toml" "$URL" >"$TMP/pty.out" 2>&1
+RC=$?
+[ "$RC" -eq 0 ] && grep -qxF '  name = "pty-name"' "$IA/pty.toml" &&
+    grep -q 'Runner registered successfully' "$TMP/pty.out"
+check $? "on a terminal the token is read without echo, and the echo comes back for the name"
+[ "$RC" -eq 0 ] || show "$TMP/pty.out"
 
 # ---- the fake's protocol checks ----
 V=$(ctl GET violations)
