@@ -193,6 +193,7 @@ struct exec {
 	json_t *binds;
 	json_t *extra_hosts;
 	json_t *ulimits;	/* HostConfig.Ulimits; NULL: none */
+	json_t *secopt;		/* HostConfig.SecurityOpt; NULL: none */
 	json_t *gpus;		/* a DeviceRequests entry; NULL: none */
 	json_t *labels;		/* common labels (without type) */
 	char *build_image;	/* what the build container runs */
@@ -448,6 +449,44 @@ badval:
 bad:
 	json_decref(a);
 	return NULL;
+}
+
+json_t *
+exec_security_opts(const char *const *opts, size_t n, char *err,
+    size_t errlen)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		const char *o = opts[i], *path;
+		json_error_t je;
+		json_t *profile;
+		char *dump;
+
+		if ((strncmp(o, "seccomp=", 8) != 0 &&
+		    strncmp(o, "seccomp:", 8) != 0) ||
+		    strcmp(o + 8, "unconfined") == 0 ||
+		    strcmp(o + 8, "builtin") == 0) {
+			json_array_append_new(a, json_string(o));
+			continue;
+		}
+		/* As the docker CLI: the daemon gets the profile itself. */
+		path = o + 8;
+		profile = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+		if (profile == NULL || !json_is_object(profile)) {
+			snprintf(err, errlen, "security_opt: seccomp profile "
+			    "%s: %s", path, profile == NULL ? je.text :
+			    "not a JSON object");
+			json_decref(profile);
+			json_decref(a);
+			return NULL;
+		}
+		dump = json_dumps(profile, JSON_COMPACT);
+		json_decref(profile);
+		json_array_append_new(a, json_sprintf("seccomp=%s", dump));
+		free(dump);
+	}
+	return a;
 }
 
 json_t *
@@ -1019,9 +1058,8 @@ host_config(struct exec *e, int build, int service, const char *image)
 		json_object_set_new(h, "CapAdd", strlist_json(&dc->cap_add));
 	if (dc->cap_drop.n > 0)
 		json_object_set_new(h, "CapDrop", strlist_json(&dc->cap_drop));
-	if (dc->security_opt.n > 0)
-		json_object_set_new(h, "SecurityOpt",
-		    strlist_json(&dc->security_opt));
+	if (e->secopt != NULL && json_array_size(e->secopt) > 0)
+		json_object_set(h, "SecurityOpt", e->secopt);
 	if (dc->links.n > 0)
 		json_object_set_new(h, "Links", strlist_json(&dc->links));
 	if (dc->volumes_from.n > 0)
@@ -3253,6 +3291,13 @@ begin_cb(evutil_socket_t fd, short what, void *arg)
 			    "%s", why);
 			return;
 		}
+		if ((e->secopt = exec_security_opts(
+		    (const char *const *)e->dc->security_opt.v,
+		    e->dc->security_opt.n, why, sizeof(why))) == NULL) {
+			prepare_failed(e, "runner_configuration_error", 0,
+			    "%s", why);
+			return;
+		}
 	}
 	msg(e, JOBLOG_PLAIN, "Using Docker executor with image %s ...",
 	    e->build_ref);
@@ -3566,6 +3611,7 @@ exec_release(struct exec *e)
 	json_decref(e->binds);
 	json_decref(e->extra_hosts);
 	json_decref(e->ulimits);
+	json_decref(e->secopt);
 	json_decref(e->gpus);
 	json_decref(e->labels);
 	free(e->runner_url);

@@ -179,4 +179,14 @@ json_t *exec_ulimits_json(const struct toml_table *t, char *err,
  */
 json_t *exec_gpus_json(const char *gpus, char *err, size_t errlen);
 
+/*
+ * [runners.docker] security_opt as HostConfig.SecurityOpt: a
+ * "seccomp=FILE" (or "seccomp:FILE") entry gets the profile's JSON
+ * inlined, read on the manager's host as the docker CLI does ("unconfined"
+ * and "builtin" stay).  NULL with the reason in err for an unreadable or
+ * malformed profile.
+ */
+json_t *exec_security_opts(const char *const *opts, size_t n, char *err,
+    size_t errlen);
+
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -182,6 +183,58 @@ test_gpus(void **state)
 		assert_null(exec_gpus_json(bad[i], err, sizeof(err)));
 		assert_non_null(strstr(err, "gpus: "));
 	}
+}
+
+/* security_opt: a seccomp profile file is inlined, others pass. */
+static void
+test_security_opts(void **state)
+{
+	char path[] = "/tmp/test_executor_seccomp.XXXXXX", *dump, err[256];
+	char bad[] = "/tmp/test_executor_seccomp_bad.XXXXXX";
+	const char *opts[4];
+	json_t *a;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "{ \"defaultAction\": \"SCMP_ACT_ALLOW\",\n"
+	    "  \"syscalls\": [] }\n", 56), 56);
+	close(fd);
+	fd = mkstemp(bad);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "{ nope", 6), 6);
+	close(fd);
+
+	opts[0] = "no-new-privileges";
+	opts[1] = NULL;
+	{
+		char *o = xasprintf("seccomp=%s", path);
+
+		opts[1] = o;
+		opts[2] = "seccomp=unconfined";
+		a = exec_security_opts(opts, 3, err, sizeof(err));
+		assert_non_null(a);
+		dump = json_dumps(a, JSON_COMPACT);
+		assert_string_equal(dump, "[\"no-new-privileges\",\"seccomp="
+		    "{\\\"defaultAction\\\":\\\"SCMP_ACT_ALLOW\\\",\\\"syscalls\\\":[]}\","
+		    "\"seccomp=unconfined\"]");
+		free(dump);
+		json_decref(a);
+		free(o);
+	}
+	{
+		char *o = xasprintf("seccomp:%s", bad);
+
+		opts[0] = o;
+		assert_null(exec_security_opts(opts, 1, err, sizeof(err)));
+		assert_non_null(strstr(err, "security_opt: seccomp profile"));
+		free(o);
+	}
+	opts[0] = "seccomp=/nonexistent/profile.json";
+	assert_null(exec_security_opts(opts, 1, err, sizeof(err)));
+	unlink(path);
+	unlink(bad);
 }
 
 /* ---- the state machine without an engine ---- */
@@ -418,6 +471,7 @@ main(void)
 		cmocka_unit_test(test_ram),
 		cmocka_unit_test(test_ulimits),
 		cmocka_unit_test(test_gpus),
+		cmocka_unit_test(test_security_opts),
 		cmocka_unit_test(test_no_engine),
 		cmocka_unit_test(test_refused_image),
 		cmocka_unit_test(test_abort_before_begin),
