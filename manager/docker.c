@@ -1507,6 +1507,29 @@ struct docker_req *
 docker_image_pull(struct docker *d, const char *ref, const char *auth,
     docker_progress_cb progress, docker_cb cb, void *arg)
 {
+	return docker_image_pull_platform(d, ref, NULL, auth, progress, cb,
+	    arg);
+}
+
+/* "&platform=P" for a path, or "" (heap). */
+static char *
+platform_query(const char *platform)
+{
+	char *ep, *q;
+
+	if (platform == NULL || platform[0] == '\0')
+		return xstrdup("");
+	ep = docker_escape(platform, 0);
+	q = xasprintf("&platform=%s", ep);
+	free(ep);
+	return q;
+}
+
+struct docker_req *
+docker_image_pull_platform(struct docker *d, const char *ref,
+    const char *platform, const char *auth, docker_progress_cb progress,
+    docker_cb cb, void *arg)
+{
 	const char *at = strchr(ref, '@'), *slash, *colon;
 	char *name, *tag, *en, *et, *path;
 	struct docker_req *r;
@@ -1527,7 +1550,13 @@ docker_image_pull(struct docker *d, const char *ref, const char *auth,
 	}
 	en = docker_escape(name, 0);
 	et = docker_escape(tag, 0);
-	path = xasprintf("/images/create?fromImage=%s&tag=%s", en, et);
+	{
+		char *pq = platform_query(platform);
+
+		path = xasprintf("/images/create?fromImage=%s&tag=%s%s", en,
+		    et, pq);
+		free(pq);
+	}
 	free(en);
 	free(et);
 	r = req_new(d, "POST", path, OP_GENERIC, M_JSONLINES, 1, cb, arg);
@@ -1576,17 +1605,27 @@ struct docker_req *
 docker_container_create(struct docker *d, const char *name, json_t *body,
     docker_cb cb, void *arg)
 {
+	return docker_container_create_platform(d, name, NULL, body, cb, arg);
+}
+
+struct docker_req *
+docker_container_create_platform(struct docker *d, const char *name,
+    const char *platform, json_t *body, docker_cb cb, void *arg)
+{
 	struct docker_req *r;
-	char *path;
+	char *path, *pq = platform_query(platform);
 
 	if (name != NULL && name[0] != '\0') {
 		char *en = docker_escape(name, 0);
 
-		path = xasprintf("/containers/create?name=%s", en);
+		path = xasprintf("/containers/create?name=%s%s", en, pq);
 		free(en);
+	} else if (*pq != '\0') {
+		path = xasprintf("/containers/create?%s", pq + 1);
 	} else {
 		path = xstrdup("/containers/create");
 	}
+	free(pq);
 	r = req_new(d, "POST", path, OP_CREATE, M_BUFFER, 0, cb, arg);
 	set_json_body(r, body);
 	return r;

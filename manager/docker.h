@@ -176,6 +176,11 @@ struct docker_req *docker_image_inspect(struct docker *d, const char *name,
  */
 struct docker_req *docker_image_pull(struct docker *d, const char *ref,
     const char *auth, docker_progress_cb progress, docker_cb cb, void *arg);
+/* The same for platform ("os[/arch[/variant]]"; NULL or "": the engine's):
+ * &platform= on the request. */
+struct docker_req *docker_image_pull_platform(struct docker *d,
+    const char *ref, const char *platform, const char *auth,
+    docker_progress_cb progress, docker_cb cb, void *arg);
 /*
  * POST /images/load?quiet=1 with the tar file at path as the body,
  * streamed from disk.  The file is opened at once; a failure to open is
@@ -187,6 +192,10 @@ struct docker_req *docker_image_load(struct docker *d, const char *path,
 /* POST /containers/create?name= with body (not stolen); res->id. */
 struct docker_req *docker_container_create(struct docker *d,
     const char *name, json_t *body, docker_cb cb, void *arg);
+/* The same with &platform= (NULL or "": none). */
+struct docker_req *docker_container_create_platform(struct docker *d,
+    const char *name, const char *platform, json_t *body, docker_cb cb,
+    void *arg);
 /* POST /containers/{id}/start (304 "already started" is success). */
 struct docker_req *docker_container_start(struct docker *d, const char *id,
     docker_cb cb, void *arg);

@@ -149,6 +149,7 @@ struct imgget {
 	char *shown_id;		/* sha256:... for the trace */
 	char *digest;
 	char *lasterr;
+	const char *platform;	/* the job's, for the build image; NULL */
 	void (*done)(struct exec *e, int ok);
 };
 
@@ -1358,7 +1359,8 @@ img_pull(struct exec *e)
 			    "from %s", src);
 	}
 	o = op_new(e, img_pull_cb, NULL);
-	o->req = docker_image_pull(e->d, g->ref, hdr, NULL, op_cb, o);
+	o->req = docker_image_pull_platform(e->d, g->ref, g->platform, hdr,
+	    NULL, op_cb, o);
 	freezero_str(hdr);
 }
 
@@ -1409,12 +1411,18 @@ img_try(struct exec *e)
 	o->req = docker_image_inspect(e->d, g->ref, op_cb, o);
 }
 
+static void build_image_done(struct exec *e, int ok);
+
 static void
 img_get(struct exec *e, const char *ref, const enum pullpolicy *pol, int n,
     void (*done)(struct exec *, int))
 {
 	img_reset(&e->img);
 	e->img.ref = xstrdup(ref);
+	/* GitLab passes the job's platform for the build image only. */
+	if (done == build_image_done && e->job->image.docker_platform != NULL &&
+	    *e->job->image.docker_platform != '\0')
+		e->img.platform = e->job->image.docker_platform;
 	memcpy(e->img.pol, pol, (size_t)n * sizeof(*pol));
 	e->img.npol = n;
 	e->img.done = done;
@@ -3020,7 +3028,9 @@ ctr_create(struct exec *e, int build, char *script)
 	a->build = build;
 	o = op_new(e, ctr_create_cb, a);
 	o->free_data = create_arg_free;
-	o->req = docker_container_create(e->d, name, body, op_cb, o);
+	o->req = docker_container_create_platform(e->d, name, build &&
+	    e->job->image.docker_platform != NULL ?
+	    e->job->image.docker_platform : NULL, body, op_cb, o);
 	json_decref(body);
 	free(name);
 }

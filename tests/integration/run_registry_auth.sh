@@ -8,7 +8,7 @@
 # no log and no trace.  Skipped without docker-registry (make deps).
 set -u
 . "$TOP/tests/lib/e2e.sh"
-PLAN=7
+PLAN=8
 if [ ! -x /usr/bin/docker-registry ]; then
 	echo "1..$PLAN"
 	i=1
@@ -73,6 +73,17 @@ no=$(e2e_py submit "$URL" 1 --name no-creds --image "$IMG" --script 'echo ran')
 e2e_py wait "$URL" 120 $no >/dev/null 2>&1
 [ "$(e2e_py state "$URL" $no)" = "failed image_pull_failure" ]
 check $? "without credentials the pull is refused: image_pull_failure"
+
+# The job's platform (executor_opts.docker.platform) goes with the pull
+# and the build container's create: the image is linux/amd64 only, so the
+# engine refuses to run it as linux/arm64.
+arm=$(e2e_py submit "$URL" 1 --name arm64 --image "$IMG" --platform linux/arm64 \
+    --script 'echo ran-arm' --var "DOCKER_AUTH_CONFIG=$AUTHCFG")
+e2e_py wait "$URL" 120 $arm >/dev/null 2>&1
+curl -fsS "$URL/__fake/jobs/$arm/trace" >"$TMP/trace-arm.txt"
+[ "$(e2e_py state "$URL" $arm | cut -d' ' -f1)" = failed ] &&
+    grep -q 'wanted linux/arm64' "$TMP/trace-arm.txt"
+check $? "a job's platform linux/arm64 reaches the engine: refused for an amd64-only image"
 
 yes=$(e2e_py submit "$URL" 1 --name job-creds --image "$IMG" \
     --script 'echo ran-from-private' --var "DOCKER_AUTH_CONFIG=$AUTHCFG")

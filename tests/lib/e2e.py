@@ -4,7 +4,7 @@
 
     e2e.py submit URL COUNT [--sleep S] [--script LINE]... [--name N] [--t0]
                   [--artifact PATH]... [--image NAME] [--release LINE]...
-                  [--var KEY=VALUE]...
+                  [--var KEY=VALUE]... [--platform OS/ARCH]
         queue COUNT jobs; prints their ids, one a line (with --t0, each
         followed by /proc/uptime just before it was queued).  Each job's script
         prints "START <uptime>" and "END <uptime>" (/proc/uptime: one clock
@@ -13,6 +13,7 @@
         --image: the job's image (default: none, the runner's).
         --release: a "release" step after the script, with these lines.
         --var: a job variable (not masked).
+        --platform: the image's executor_opts.docker.platform.
     e2e.py wait URL TIMEOUT ID...
         wait until every job has a final state (exit 1 on timeout).
     e2e.py check URL [--expect STATE] [--max-jobs N] [--max-at-once N] ID...
@@ -63,7 +64,7 @@ def job_state(base, jid):
 
 
 def payload(jid, name, script, timeout, artifacts=(), image="", release=(),
-            variables=()):
+            variables=(), platform=""):
     token = "glcbt-e2e_" + secrets.token_hex(12)
     return {
         "id": jid, "token": token, "allow_git_fetch": False,
@@ -86,7 +87,10 @@ def payload(jid, name, script, timeout, artifacts=(), image="", release=(),
                  ([{"name": "release", "script": list(release),
                     "timeout": timeout, "when": "on_success",
                     "allow_failure": False}] if release else []),
-        "image": {"name": image}, "services": [],
+        "image": dict({"name": image},
+                      **({"executor_opts": {"docker": {"platform": platform}}}
+                         if platform else {})),
+        "services": [],
         "artifacts": [{"name": "out", "untracked": False, "paths": list(artifacts),
                        "exclude": [], "when": "on_success",
                        "artifact_type": "archive", "artifact_format": "zip",
@@ -108,6 +112,7 @@ def submit(args):
     image = ""
     release = []
     variables = []
+    platform = ""
     t0 = False
     i = 2
     while i < len(args):
@@ -129,6 +134,8 @@ def submit(args):
             image = args[i + 1]
         elif args[i] == "--release":
             release.append(args[i + 1])
+        elif args[i] == "--platform":
+            platform = args[i + 1]
         elif args[i] == "--var":
             variables.append(tuple(args[i + 1].split("=", 1)))
         i += 2
@@ -139,7 +146,7 @@ def submit(args):
     for k in range(count):
         jid = int(time.time() * 1000) % 100000000 * 100 + k
         p = payload(jid, "%s-%d" % (name, k), script, timeout, artifacts,
-                    image, release, variables)
+                    image, release, variables, platform)
         with open("/proc/uptime") as f:
             up = f.read().split()[0]
         r = call(base, "POST", "/__fake/jobs", p)
