@@ -69,28 +69,34 @@ e2e_start
 check $? "flotilla run starts"
 
 IMG=$REG/private/busybox:1
-no=$(e2e_py submit "$URL" 1 --name no-creds --image "$IMG" --script 'echo ran')
-e2e_py wait "$URL" 120 $no >/dev/null 2>&1
-[ "$(e2e_py state "$URL" $no)" = "failed image_pull_failure" ]
+# job NAME ARGS...: submit one job of IMG, wait for its end; then $ID,
+# $ST (its "status reason") and its trace in $TMP/trace-NAME.txt.
+job() {
+	_jn=$1
+	shift
+	ID=$(e2e_py submit "$URL" 1 --name "$_jn" --image "$IMG" "$@")
+	e2e_py wait "$URL" 120 $ID >/dev/null 2>&1
+	curl -fsS "$URL/__fake/jobs/$ID/trace" >"$TMP/trace-$_jn.txt"
+	ST=$(e2e_py state "$URL" $ID)
+}
+
+job no-creds --script 'echo ran'
+no=$ID
+[ "$ST" = "failed image_pull_failure" ]
 check $? "without credentials the pull is refused: image_pull_failure"
 
 # The job's platform (executor_opts.docker.platform) goes with the pull
 # and the build container's create: the image is linux/amd64 only, so the
 # engine refuses to run it as linux/arm64.
-arm=$(e2e_py submit "$URL" 1 --name arm64 --image "$IMG" --platform linux/arm64 \
-    --script 'echo ran-arm' --var "DOCKER_AUTH_CONFIG=$AUTHCFG")
-e2e_py wait "$URL" 120 $arm >/dev/null 2>&1
-curl -fsS "$URL/__fake/jobs/$arm/trace" >"$TMP/trace-arm.txt"
-[ "$(e2e_py state "$URL" $arm | cut -d' ' -f1)" = failed ] &&
-    grep -q 'wanted linux/arm64' "$TMP/trace-arm.txt"
+job arm64 --platform linux/arm64 --script 'echo ran-arm' \
+    --var "DOCKER_AUTH_CONFIG=$AUTHCFG"
+[ "${ST%% *}" = failed ] && grep -q 'wanted linux/arm64' "$TMP/trace-arm64.txt"
 check $? "a job's platform linux/arm64 reaches the engine: refused for an amd64-only image"
 
-yes=$(e2e_py submit "$URL" 1 --name job-creds --image "$IMG" \
-    --script 'echo ran-from-private' --var "DOCKER_AUTH_CONFIG=$AUTHCFG")
-e2e_py wait "$URL" 120 $yes >/dev/null 2>&1
-curl -fsS "$URL/__fake/jobs/$yes/trace" >"$TMP/trace-yes.txt"
-[ "$(e2e_py state "$URL" $yes | cut -d' ' -f1)" = success ] &&
-    grep -qE '(^|O )ran-from-private' "$TMP/trace-yes.txt"
+job job-creds --script 'echo ran-from-private' --var "DOCKER_AUTH_CONFIG=$AUTHCFG"
+yes=$ID
+[ "${ST%% *}" = success ] &&
+    grep -qE '(^|O )ran-from-private' "$TMP/trace-job-creds.txt"
 check $? "DOCKER_AUTH_CONFIG as a job variable: pulled, the job ran"
 
 # The runner's environment: a second config, the same daemon restarted.
@@ -99,11 +105,10 @@ e2e_stop
 E2E_RUNNER_EXTRA="environment = ['DOCKER_AUTH_CONFIG=$AUTHCFG']"
 e2e_config "$TMP/config.toml"
 e2e_start
-env=$(e2e_py submit "$URL" 1 --name env-creds --image "$IMG" --script 'echo ran-with-env-creds')
-e2e_py wait "$URL" 120 $env >/dev/null 2>&1
-curl -fsS "$URL/__fake/jobs/$env/trace" >"$TMP/trace-env.txt"
-[ "$(e2e_py state "$URL" $env | cut -d' ' -f1)" = success ] &&
-    grep -qE '(^|O )ran-with-env-creds' "$TMP/trace-env.txt"
+job env-creds --script 'echo ran-with-env-creds'
+env=$ID
+[ "${ST%% *}" = success ] &&
+    grep -qE '(^|O )ran-with-env-creds' "$TMP/trace-env-creds.txt"
 check $? "DOCKER_AUTH_CONFIG in the runner's environment: pulled, the job ran"
 
 for id in $no $yes $env; do curl -fsS "$URL/__fake/jobs/$id/trace"; done >"$TMP/traces.txt"
