@@ -51,6 +51,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "curlretry.h"
 #include "err.h"
 #include "gitlab.h"
 #include "gitlab_int.h"
@@ -1492,28 +1493,6 @@ attempt_start(struct gitlab_req *req)
 		abort();
 }
 
-/* Transport errors worth another attempt. */
-static int
-retryable_curl(CURLcode c)
-{
-	switch (c) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_OPERATION_TIMEDOUT:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 static const char *
 transport_text(struct gitlab_req *req)
 {
@@ -1543,7 +1522,7 @@ attempt_done(struct gitlab_req *req, CURLcode cres)
 		memcpy(req->r->last_update, req->h.last_update,
 		    sizeof(req->r->last_update));
 	if (req->attempt < gl->o.max_attempts) {
-		if (cres != CURLE_OK && !req->toobig && retryable_curl(cres))
+		if (cres != CURLE_OK && !req->toobig && curlretry_transient(cres))
 			retry = 1;
 		else if (cres == CURLE_OK && gitlab_retryable_status(req->status))
 			retry = 1;

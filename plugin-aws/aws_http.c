@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "aws_http.h"
+#include "curlretry.h"
 #include "err.h"
 
 void
@@ -428,23 +429,9 @@ in_list(const char *code, const char *const *list)
 enum aws_retry
 aws_retry_classify(long status, int curl_rc, const char *code)
 {
-	if (status == 0) {
-		switch (curl_rc) {
-		case CURLE_COULDNT_RESOLVE_HOST:
-		case CURLE_COULDNT_CONNECT:
-		case CURLE_OPERATION_TIMEDOUT:
-		case CURLE_SEND_ERROR:
-		case CURLE_RECV_ERROR:
-		case CURLE_GOT_NOTHING:
-		case CURLE_PARTIAL_FILE:
-		case CURLE_SSL_CONNECT_ERROR:
-		case CURLE_HTTP2:
-		case CURLE_HTTP2_STREAM:
-			return AWS_RETRY_TRANSIENT;
-		default:
-			return AWS_NO_RETRY;
-		}
-	}
+	if (status == 0)
+		return curlretry_transient(curl_rc) ? AWS_RETRY_TRANSIENT :
+		    AWS_NO_RETRY;
 	if (status >= 200 && status < 300)
 		return AWS_NO_RETRY;
 	if (code != NULL && code[0] != '\0') {
